@@ -1,0 +1,84 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+const DEV_TOKEN_SECRET = 'darkroom-development-secret-do-not-use-in-production';
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  PUBLIC_URL: z.url().optional(),
+  DATABASE_URL: z.string().optional(),
+  DB_POOL_MAX: int(0).optional(),
+  REDIS_URL: z.string().optional(),
+  DATA_DIR: z.string().default('data'),
+  STORAGE_DIR: z.string().optional(),
+  TOKEN_SECRET: z.string().min(32, 'TOKEN_SECRET must be at least 32 characters').default(DEV_TOKEN_SECRET),
+  SESSION_TTL_HOURS: int(24 * 30),
+  FILE_URL_TTL_SECONDS: int(3600),
+  MAX_FILES_PER_BATCH: int(1000),
+  MAX_BATCH_BYTES: int(10 * GiB),
+  MAX_FILE_BYTES: int(1 * GiB),
+  WORKER_CONCURRENCY: int(Math.max(1, os.availableParallelism())),
+  UPLOAD_MAX_ATTEMPTS: int(2),
+  OLLAMA_URL: z.url().optional(),
+  OLLAMA_VISION_MODEL: z.string().default('llava'),
+  OLLAMA_EMBED_MODEL: z.string().default('nomic-embed-text'),
+  OLLAMA_TIMEOUT_MS: int(120_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = ReturnType<typeof loadConfig>;
+
+/** Reads configuration from the environment; throws a readable error listing every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === 'production';
+  if (production && e.TOKEN_SECRET === DEV_TOKEN_SECRET) {
+    throw new Error('TOKEN_SECRET must be set in production (the development default is public).');
+  }
+  const dataDir = path.resolve(e.DATA_DIR);
+  return {
+    production,
+    host: e.HOST,
+    port: e.PORT,
+    publicUrl: e.PUBLIC_URL?.replace(/\/$/, ''),
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    dataDir,
+    storageDir: path.resolve(e.STORAGE_DIR ?? path.join(dataDir, 'storage')),
+    tokenSecret: e.TOKEN_SECRET,
+    sessionTtlMs: e.SESSION_TTL_HOURS * 3600_000,
+    fileUrlTtlSeconds: e.FILE_URL_TTL_SECONDS,
+    limits: {
+      maxFiles: e.MAX_FILES_PER_BATCH,
+      maxBatchBytes: e.MAX_BATCH_BYTES,
+      maxFileBytes: e.MAX_FILE_BYTES,
+    },
+    worker: {
+      concurrency: e.WORKER_CONCURRENCY,
+      uploadMaxAttempts: e.UPLOAD_MAX_ATTEMPTS,
+    },
+    // Worker connections + LISTEN client + headroom for the API's own queries.
+    dbPoolMax: e.DB_POOL_MAX ?? e.WORKER_CONCURRENCY + 10,
+    ollama: e.OLLAMA_URL
+      ? {
+          url: e.OLLAMA_URL.replace(/\/$/, ''),
+          visionModel: e.OLLAMA_VISION_MODEL,
+          embedModel: e.OLLAMA_EMBED_MODEL,
+          timeoutMs: e.OLLAMA_TIMEOUT_MS,
+        }
+      : undefined,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat, readdir } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * Files live under one root, addressed by server-made keys ("originals/<user>/<uuid>.jpg");
+ * no client-supplied name ever becomes part of a path.
+ */
+export interface Storage {
+  readonly root: string;
+  /** A fresh path for a file being received; callers commit or remove it. */
+  incomingPath(): Promise<string>;
+  /** Moves a received file to its permanent key (same filesystem, so a rename). */
+  commit(tempPath: string, key: string): Promise<void>;
+  write(key: string): Promise<{ path: string; stream: NodeJS.WritableStream }>;
+  resolve(key: string): string;
+  exists(key: string): Promise<boolean>;
+  read(key: string): NodeJS.ReadableStream;
+  remove(...keys: (string | null | undefined)[]): Promise<void>;
+  /** Removes files in incoming/ older than maxAgeMs: requests that died mid-upload. */
+  sweepIncoming(maxAgeMs: number): Promise<number>;
+}
+
+const KEY = /^[a-z]+(\/[A-Za-z0-9-]+)+(\.[a-z0-9]+)?$/;
+
+export function createStorage(root: string): Storage {
+  const incomingDir = path.join(root, 'incoming');
+  const resolve = (key: string) => {
+    if (!KEY.test(key)) throw new Error(`invalid storage key: ${key}`);
+    return path.join(root, key);
+  };
+  return {
+    root,
+    async incomingPath() {
+      await mkdir(incomingDir, { recursive: true });
+      return path.join(incomingDir, randomUUID());
+    },
+    async commit(tempPath, key) {
+      const target = resolve(key);
+      await mkdir(path.dirname(target), { recursive: true });
+      await rename(tempPath, target);
+    },
+    async write(key) {
+      const target = resolve(key);
+      await mkdir(path.dirname(target), { recursive: true });
+      return { path: target, stream: createWriteStream(target) };
+    },
+    resolve,
+    async exists(key) {
+      return stat(resolve(key)).then(
+        () => true,
+        () => false,
+      );
+    },
+    read(key) {
+      return createReadStream(resolve(key));
+    },
+    async remove(...keys) {
+      await Promise.all(keys.filter((k): k is string => !!k).map((k) => rm(resolve(k), { force: true })));
+    },
+    async sweepIncoming(maxAgeMs) {
+      const names = await readdir(incomingDir).catch(() => [] as string[]);
+      let removed = 0;
+      for (const name of names) {
+        const p = path.join(incomingDir, name);
+        const s = await stat(p).catch(() => null);
+        if (s && Date.now() - s.mtimeMs > maxAgeMs) {
+          await rm(p, { force: true });
+          removed++;
+        }
+      }
+      return removed;
+    },
+  };
+}
