@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, readdir } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -13,7 +13,7 @@ export interface Storage {
   incomingPath(): Promise<string>;
   /** Moves a received file to its permanent key (same filesystem, so a rename). */
   commit(tempPath: string, key: string): Promise<void>;
-  write(key: string): Promise<{ path: string; stream: NodeJS.WritableStream }>;
+  put(key: string, data: Buffer): Promise<void>;
   resolve(key: string): string;
   exists(key: string): Promise<boolean>;
   read(key: string): NodeJS.ReadableStream;
@@ -41,10 +41,13 @@ export function createStorage(root: string): Storage {
       await mkdir(path.dirname(target), { recursive: true });
       await rename(tempPath, target);
     },
-    async write(key) {
+    async put(key, data) {
       const target = resolve(key);
       await mkdir(path.dirname(target), { recursive: true });
-      return { path: target, stream: createWriteStream(target) };
+      // Write aside and rename so a reader never sees a half-written rendition.
+      const tmp = `${target}.${randomUUID()}.tmp`;
+      await writeFile(tmp, data);
+      await rename(tmp, target);
     },
     resolve,
     async exists(key) {

@@ -1,0 +1,67 @@
+import type { Selectable } from 'kysely';
+import type { Database } from './database.ts';
+import { now, ownedBy } from './fragments.ts';
+import type { Batches } from './types.ts';
+
+export type BatchRow = Selectable<Batches>;
+export type BatchCursor = { createdAt: Date; id: string };
+
+export async function insertBatch(db: Database, batch: { userId: string; totalUploads: number }) {
+  return db.insertInto('batches').values(batch).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function findBatch(db: Database, id: string, userId?: string) {
+  return db.selectFrom('batches').selectAll().where('id', '=', id).where(ownedBy(userId)).executeTakeFirst();
+}
+
+/** Newest first; `after`/`before` are (createdAt, id) keys, `inverted` walks backwards. */
+export async function listBatches(
+  db: Database,
+  userId: string,
+  page: { after?: BatchCursor; before?: BatchCursor; limit: number; inverted: boolean },
+) {
+  let q = db.selectFrom('batches').selectAll().where('userId', '=', userId);
+  if (page.after) {
+    const { createdAt, id } = page.after;
+    q = q.where((eb) => eb(eb.refTuple('createdAt', 'id'), '<', eb.tuple(createdAt, id)));
+  }
+  if (page.before) {
+    const { createdAt, id } = page.before;
+    q = q.where((eb) => eb(eb.refTuple('createdAt', 'id'), '>', eb.tuple(createdAt, id)));
+  }
+  const dir = page.inverted ? 'asc' : 'desc';
+  return q.orderBy('createdAt', dir).orderBy('id', dir).limit(page.limit).execute();
+}
+
+/** PENDING → PROCESSING; idempotent for a resumed batch. Returns undefined for a finished one. */
+export async function startBatch(db: Database, id: string) {
+  return db
+    .updateTable('batches')
+    .set((eb) => ({ status: 'PROCESSING', startedAt: eb.fn.coalesce('startedAt', now()), updatedAt: now() }))
+    .where('id', '=', id)
+    .where('status', 'in', ['PENDING', 'PROCESSING'])
+    .returningAll()
+    .executeTakeFirst();
+}
+
+export async function completeBatch(db: Database, id: string) {
+  return db
+    .updateTable('batches')
+    .set((eb) => ({ status: 'COMPLETED', completedAt: now(), updatedAt: now() }))
+    .where('id', '=', id)
+    .where('status', '=', 'PROCESSING')
+    .returningAll()
+    .executeTakeFirst();
+}
+
+export async function countBatchOutcome(db: Database, id: string, outcome: 'COMPLETED' | 'FAILED') {
+  await db
+    .updateTable('batches')
+    .set((eb) =>
+      outcome === 'COMPLETED'
+        ? { successfulUploads: eb('successfulUploads', '+', 1), updatedAt: now() }
+        : { failedUploads: eb('failedUploads', '+', 1), updatedAt: now() },
+    )
+    .where('id', '=', id)
+    .execute();
+}

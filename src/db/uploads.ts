@@ -1,0 +1,92 @@
+import type { Insertable, Selectable } from 'kysely';
+import type { Database } from './database.ts';
+import { now, ownedBy, unfinished } from './fragments.ts';
+import type { Uploads } from './types.ts';
+
+export type UploadRow = Selectable<Uploads>;
+
+export async function insertUploads(db: Database, uploads: Insertable<Uploads>[]) {
+  return db.insertInto('uploads').values(uploads).returningAll().execute();
+}
+
+export async function findUpload(db: Database, id: string, userId?: string) {
+  return db.selectFrom('uploads').selectAll().where('id', '=', id).where(ownedBy(userId)).executeTakeFirst();
+}
+
+/** In creation order; cursors are positions within the batch. */
+export async function listUploads(
+  db: Database,
+  batchId: string,
+  page: { after?: number; before?: number; limit: number; inverted: boolean },
+) {
+  let q = db.selectFrom('uploads').selectAll().where('batchId', '=', batchId);
+  if (page.after !== undefined) q = q.where('position', '>', page.after);
+  if (page.before !== undefined) q = q.where('position', '<', page.before);
+  return q
+    .orderBy('position', page.inverted ? 'desc' : 'asc')
+    .limit(page.limit)
+    .execute();
+}
+
+export async function nextUnfinishedUpload(db: Database, batchId: string) {
+  return db
+    .selectFrom('uploads')
+    .selectAll()
+    .where('batchId', '=', batchId)
+    .where(unfinished)
+    .orderBy('position')
+    .limit(1)
+    .executeTakeFirst();
+}
+
+export async function startUpload(db: Database, id: string) {
+  return db
+    .updateTable('uploads')
+    .set((eb) => ({ status: 'PROCESSING', startedAt: eb.fn.coalesce('startedAt', now()), updatedAt: now() }))
+    .where('id', '=', id)
+    .where(unfinished)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** A failed attempt that will be retried: counted, the reason kept, the upload stays PROCESSING. */
+export async function recordFailedAttempt(db: Database, id: string, errorMessage: string) {
+  return db
+    .updateTable('uploads')
+    .set((eb) => ({ attempts: eb('attempts', '+', 1), errorMessage, updatedAt: now() }))
+    .where('id', '=', id)
+    .where('status', '=', 'PROCESSING')
+    .returningAll()
+    .executeTakeFirst();
+}
+
+export type UploadOutcome =
+  | {
+      status: 'COMPLETED';
+      width: number;
+      height: number;
+      format: string;
+      thumbnailKey: string;
+      description: string | null;
+      embedding: number[] | null;
+      analysisStatus: 'COMPLETED' | 'SKIPPED';
+    }
+  | { status: 'FAILED'; errorMessage: string };
+
+/**
+ * Records the final attempt. Only a PROCESSING row transitions, so a re-run can never
+ * finish (and count) the same upload twice; returns undefined when nothing changed.
+ */
+export async function finishUpload(db: Database, id: string, outcome: UploadOutcome) {
+  const values =
+    outcome.status === 'COMPLETED'
+      ? { ...outcome, errorMessage: null }
+      : { status: outcome.status, errorMessage: outcome.errorMessage };
+  return db
+    .updateTable('uploads')
+    .set((eb) => ({ ...values, attempts: eb('attempts', '+', 1), completedAt: now(), updatedAt: now() }))
+    .where('id', '=', id)
+    .where('status', '=', 'PROCESSING')
+    .returningAll()
+    .executeTakeFirst();
+}

@@ -1,0 +1,191 @@
+import { randomUUID } from 'node:crypto';
+import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
+import type { GraphQLContext } from '../context.ts';
+import { type BatchRow, findBatch, insertBatch, listBatches } from '../db/batches.ts';
+import { insertUploads, listUploads } from '../db/uploads.ts';
+import type { ReceivedFile } from '../http/multipart.ts';
+import { enqueueProcessBatch } from '../jobs/contract.ts';
+import { builder } from './builder.ts';
+import { AppError, ErrorInterface, requireViewer } from './error.ts';
+import { UploadRef } from './upload.ts';
+
+export const BatchRef = builder.objectRef<BatchRow>('Batch');
+
+const BatchStatus = builder.enumType('BatchStatus', {
+  values: ['PENDING', 'PROCESSING', 'COMPLETED', 'CANCELLED'] as const,
+});
+
+export const isTerminal = (b: BatchRow) => b.status === 'COMPLETED' || b.status === 'CANCELLED';
+
+builder.node(BatchRef, {
+  id: { resolve: (b) => b.id },
+  loadOne: (id, ctx) => (ctx.viewer ? findBatch(ctx.db, id, ctx.viewer.id) : null),
+  fields: (t) => ({
+    status: t.expose('status', { type: BatchStatus }),
+    totalUploads: t.exposeInt('totalUploads'),
+    processedUploads: t.int({ resolve: (b) => b.successfulUploads + b.failedUploads }),
+    successfulUploads: t.exposeInt('successfulUploads'),
+    failedUploads: t.exposeInt('failedUploads'),
+    progressPercent: t.int({
+      description: 'Processed uploads as a whole percentage of the total.',
+      resolve: (b) => (b.totalUploads ? Math.floor(((b.successfulUploads + b.failedUploads) * 100) / b.totalUploads) : 100),
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+    uploads: t.connection({
+      type: UploadRef,
+      description: 'In the order they were uploaded.',
+      resolve: (b, args, ctx) =>
+        resolveCursorConnection(
+          { args, toCursor: (u) => String(u.position) },
+          ({ after, before, limit, inverted }: ResolveCursorConnectionArgs) =>
+            listUploads(ctx.db, b.id, {
+              after: after === undefined ? undefined : parsePosition(after),
+              before: before === undefined ? undefined : parsePosition(before),
+              limit,
+              inverted,
+            }),
+        ),
+    }),
+  }),
+});
+
+function parsePosition(cursor: string) {
+  const n = Number(cursor);
+  if (!Number.isInteger(n) || n < 0) throw new AppError('BAD_CURSOR', 'Invalid cursor');
+  return n;
+}
+
+const batchCursor = {
+  encode: (b: BatchRow) => Buffer.from(`${b.createdAt.toISOString()}|${b.id}`).toString('base64url'),
+  decode: (cursor: string) => {
+    const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
+    const createdAt = new Date(at ?? '');
+    if (!id || Number.isNaN(createdAt.getTime())) throw new AppError('BAD_CURSOR', 'Invalid cursor');
+    return { createdAt, id };
+  },
+};
+
+builder.queryField('batch', (t) =>
+  t.field({
+    type: BatchRef,
+    nullable: true,
+    description: "One of the viewer's batches; null for an id that does not exist or is not theirs.",
+    args: { id: t.arg.globalID({ required: true, for: BatchRef }) },
+    resolve: async (_root, args, ctx) => (await findBatch(ctx.db, args.id.id, requireViewer(ctx).id)) ?? null,
+  }),
+);
+
+builder.queryField('batches', (t) =>
+  t.connection({
+    type: BatchRef,
+    description: "The viewer's batches, newest first.",
+    resolve: (_root, args, ctx) => {
+      const viewer = requireViewer(ctx);
+      return resolveCursorConnection(
+        { args, toCursor: batchCursor.encode },
+        ({ after, before, limit, inverted }: ResolveCursorConnectionArgs) =>
+          listBatches(ctx.db, viewer.id, {
+            after: after === undefined ? undefined : batchCursor.decode(after),
+            before: before === undefined ? undefined : batchCursor.decode(before),
+            limit,
+            inverted,
+          }),
+      );
+    },
+  }),
+);
+
+type RejectedFileShape = { filename: string; code: string; message: string };
+const RejectedFile = builder.objectRef<RejectedFileShape>('RejectedFile').implement({
+  description: 'A file of the request that was not accepted, and why.',
+  fields: (t) => ({
+    filename: t.exposeString('filename'),
+    code: t.exposeString('code', {
+      description: 'FILE_TOO_LARGE, BATCH_TOO_LARGE, TOO_MANY_FILES, EMPTY_FILE, UNSUPPORTED_TYPE or UPLOAD_INCOMPLETE.',
+    }),
+    message: t.exposeString('message'),
+  }),
+});
+
+class NoAcceptableFilesError extends AppError {
+  readonly rejectedFiles: RejectedFileShape[];
+  constructor(rejectedFiles: RejectedFileShape[]) {
+    super('NO_ACCEPTABLE_FILES', rejectedFiles.length ? 'None of the files could be accepted' : 'No files were sent');
+    this.rejectedFiles = rejectedFiles;
+  }
+}
+builder.objectType(NoAcceptableFilesError, {
+  name: 'NoAcceptableFilesError',
+  interfaces: [ErrorInterface],
+  fields: (t) => ({ rejectedFiles: t.field({ type: [RejectedFile], resolve: (e) => e.rejectedFiles }) }),
+});
+
+type CreateBatchSuccessShape = { batch: BatchRow; rejectedFiles: RejectedFileShape[] };
+const CreateBatchSuccess = builder.objectRef<CreateBatchSuccessShape>('CreateBatchSuccess').implement({
+  isTypeOf: (o) => typeof o === 'object' && o !== null && 'batch' in o && 'rejectedFiles' in o,
+  fields: (t) => ({
+    batch: t.field({ type: BatchRef, resolve: (r) => r.batch }),
+    rejectedFiles: t.field({ type: [RejectedFile], resolve: (r) => r.rejectedFiles }),
+  }),
+});
+
+const CreateBatchResult = builder.errorUnion('CreateBatchResult', {
+  types: [CreateBatchSuccess, NoAcceptableFilesError],
+});
+
+builder.mutationField('createBatch', (t) =>
+  t.field({
+    type: CreateBatchResult,
+    description: 'Uploads files (GraphQL multipart request) as one batch and queues it for processing.',
+    args: { files: t.arg({ type: ['File'], required: true }) },
+    resolve: (_root, args, ctx) => createBatch(ctx, args.files),
+  }),
+);
+
+async function createBatch(ctx: GraphQLContext, files: ReceivedFile[]): Promise<CreateBatchSuccessShape> {
+  const viewer = requireViewer(ctx);
+  const rejectedFiles = files.flatMap((f) => (f.rejection ? [{ filename: f.filename, ...f.rejection }] : []));
+  const accepted = files.filter((f) => !f.rejection && f.tempPath && f.detected);
+  if (accepted.length === 0) throw new NoAcceptableFilesError(rejectedFiles);
+
+  // Files move into place before the rows exist, so the job never meets a row without its file.
+  const rows = accepted.map((f, position) => {
+    const id = randomUUID();
+    return {
+      file: f,
+      row: {
+        id,
+        userId: viewer.id,
+        position,
+        filename: f.filename,
+        mimeType: f.detected!.mime,
+        byteSize: f.byteSize,
+        originalKey: `originals/${viewer.id}/${id}.${f.detected!.ext}`,
+      },
+    };
+  });
+  await Promise.all(
+    rows.map(async ({ file, row }) => {
+      await ctx.storage.commit(file.tempPath!, row.originalKey);
+      file.claimed = true;
+    }),
+  );
+
+  try {
+    const batch = await ctx.db.transaction().execute(async (trx) => {
+      const batch = await insertBatch(trx, { userId: viewer.id, totalUploads: rows.length });
+      await insertUploads(
+        trx,
+        rows.map(({ row }) => ({ ...row, batchId: batch.id })),
+      );
+      await enqueueProcessBatch(trx, { batchId: batch.id });
+      return batch;
+    });
+    return { batch, rejectedFiles };
+  } catch (err) {
+    await ctx.storage.remove(...rows.map(({ row }) => row.originalKey));
+    throw err;
+  }
+}

@@ -1,0 +1,81 @@
+import type { GraphQLContext } from '../context.ts';
+import { type BatchRow, findBatch } from '../db/batches.ts';
+import { findUpload, type UploadRow } from '../db/uploads.ts';
+import { BatchRef, isTerminal } from './batch.ts';
+import { builder } from './builder.ts';
+import { notFound, requireViewer } from './error.ts';
+import { UploadRef } from './upload.ts';
+
+type BatchProgressShape = { kind: 'batch'; batch: BatchRow };
+type FileProgressShape = { kind: 'file'; batch: BatchRow; upload: UploadRow; stage: string; percent: number };
+type ProgressShape = BatchProgressShape | FileProgressShape;
+
+const BatchProgress = builder.objectRef<BatchProgressShape>('BatchProgress').implement({
+  description: 'The batch changed (or, as the first event, its current state).',
+  fields: (t) => ({ batch: t.field({ type: BatchRef, resolve: (e) => e.batch }) }),
+});
+
+const FileProgress = builder.objectRef<FileProgressShape>('FileProgress').implement({
+  description: 'One upload moved through a processing stage.',
+  fields: (t) => ({
+    batch: t.field({ type: BatchRef, resolve: (e) => e.batch }),
+    upload: t.field({ type: UploadRef, resolve: (e) => e.upload }),
+    stage: t.exposeString('stage', {
+      description: 'started, thumbnail, metadata, describing, embedding, retrying, completed or failed.',
+    }),
+    percent: t.exposeInt('percent', { description: "The upload's own progress, 0–100." }),
+  }),
+});
+
+const BatchProgressEvent = builder.unionType('BatchProgressEvent', {
+  types: [BatchProgress, FileProgress],
+  resolveType: (e) => (e.kind === 'batch' ? BatchProgress : FileProgress),
+});
+
+builder.subscriptionField('batchProgress', (t) =>
+  t.field({
+    type: BatchProgressEvent,
+    description:
+      'The current state first, then every batch and file change, completing after the terminal state.',
+    args: { batchId: t.arg.globalID({ required: true, for: BatchRef }) },
+    // Ownership is checked here, before a stream exists: a foreign id fails like a missing one.
+    subscribe: async (_root, args, ctx) => {
+      const viewer = requireViewer(ctx);
+      const batch = await findBatch(ctx.db, args.batchId.id, viewer.id);
+      if (!batch) throw notFound('Batch');
+      return progressStream(ctx, batch.id, viewer.id);
+    },
+    resolve: (event: ProgressShape) => event,
+  }),
+);
+
+/**
+ * Subscribes first, then reads the snapshot, so nothing published in between is lost.
+ * Every event is resolved against fresh rows: no loader outlives a single event.
+ */
+async function* progressStream(ctx: GraphQLContext, batchId: string, userId: string): AsyncGenerator<ProgressShape> {
+  const events = ctx.bus.subscribe(batchId);
+  try {
+    const snapshot = await findBatch(ctx.db, batchId, userId);
+    if (!snapshot) return;
+    yield { kind: 'batch', batch: snapshot };
+    if (isTerminal(snapshot)) return;
+
+    for await (const event of events) {
+      const [batch, upload] = await Promise.all([
+        findBatch(ctx.db, batchId, userId),
+        event.type === 'file' ? findUpload(ctx.db, event.uploadId, userId) : undefined,
+      ]);
+      if (!batch) return; // deleted meanwhile
+      if (event.type === 'file') {
+        if (upload) yield { kind: 'file', batch, upload, stage: event.stage, percent: event.percent };
+        continue;
+      }
+      yield { kind: 'batch', batch };
+      // A resync after a Redis outage may be the only sign that the batch finished.
+      if ((event.type === 'batch' && event.terminal) || isTerminal(batch)) return;
+    }
+  } finally {
+    await events.return();
+  }
+}

@@ -1,0 +1,61 @@
+import { findBatch } from '../db/batches.ts';
+import { findUpload, type UploadRow } from '../db/uploads.ts';
+import { signFileUrl } from '../services/auth.ts';
+import { BatchRef } from './batch.ts';
+import { builder } from './builder.ts';
+import { requireViewer } from './error.ts';
+
+export const UploadRef = builder.objectRef<UploadRow>('Upload');
+
+const UploadStatus = builder.enumType('UploadStatus', {
+  values: ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED'] as const,
+});
+const AnalysisStatus = builder.enumType('AnalysisStatus', {
+  description: 'SKIPPED means no model server was configured; a description is never invented.',
+  values: ['PENDING', 'COMPLETED', 'SKIPPED'] as const,
+});
+
+builder.node(UploadRef, {
+  id: { resolve: (u) => u.id },
+  loadOne: (id, ctx) => (ctx.viewer ? findUpload(ctx.db, id, ctx.viewer.id) : null),
+  fields: (t) => ({
+    batch: t.field({
+      type: BatchRef,
+      resolve: async (u, _args, ctx) => {
+        const batch = await findBatch(ctx.db, u.batchId, u.userId);
+        if (!batch) throw new Error('upload without batch');
+        return batch;
+      },
+    }),
+    filename: t.exposeString('filename', { description: 'The client-supplied name, sanitized for display.' }),
+    byteSize: t.float({ description: 'Size of the original in bytes.', resolve: (u) => Number(u.byteSize) }),
+    mimeType: t.exposeString('mimeType', { description: 'Detected from the content, not from the client.' }),
+    status: t.expose('status', { type: UploadStatus }),
+    attempts: t.exposeInt('attempts', { description: 'Processing attempts that ran to a result (at most 2).' }),
+    errorMessage: t.exposeString('errorMessage', { nullable: true }),
+    width: t.exposeInt('width', { nullable: true }),
+    height: t.exposeInt('height', { nullable: true }),
+    format: t.exposeString('format', { nullable: true }),
+    description: t.exposeString('description', { nullable: true }),
+    analysisStatus: t.expose('analysisStatus', { type: AnalysisStatus }),
+    thumbnailUrl: t.string({
+      nullable: true,
+      description: 'WebP, fits in 256 px. A signed, expiring URL an <img> can load; only the owner receives it.',
+      resolve: (u, _args, ctx) =>
+        u.thumbnailKey ? ctx.baseUrl + signFileUrl(ctx.config.tokenSecret, 'thumbnail', u.id, ctx.config.fileUrlTtlSeconds) : null,
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+builder.queryField('upload', (t) =>
+  t.field({
+    type: UploadRef,
+    nullable: true,
+    description: "One of the viewer's uploads; null for an id that does not exist or is not theirs.",
+    args: { id: t.arg.globalID({ required: true, for: UploadRef }) },
+    resolve: async (_root, args, ctx) => (await findUpload(ctx.db, args.id.id, requireViewer(ctx).id)) ?? null,
+  }),
+);
