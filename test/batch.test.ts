@@ -1,11 +1,13 @@
+import type { FormattedExecutionResult } from 'graphql';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchDetails, BatchProgress } from './documents.ts';
+import type { BatchProgressSubscription } from './gql/graphql.ts';
 import { startTestApp, type TestApp } from './helpers/app.ts';
 import { client } from './helpers/client.ts';
 import * as images from './helpers/images.ts';
 
-type ProgressEvents = Awaited<ReturnType<ReturnType<typeof client>['subscribeWs']>['done']>;
+type ProgressEvents = FormattedExecutionResult<BatchProgressSubscription>[];
 
 async function fiveImagesAndACorruptFile() {
   return [

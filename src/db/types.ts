@@ -15,18 +15,6 @@ export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
 
 export type Int8 = ColumnType<string, bigint | number | string, bigint | number | string>;
 
-export type Json = JsonValue;
-
-export type JsonArray = JsonValue[];
-
-export type JsonObject = {
-  [x: string]: JsonValue | undefined;
-};
-
-export type JsonPrimitive = boolean | number | string | null;
-
-export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
-
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
 export type UploadStatus = "COMPLETED" | "FAILED" | "PENDING" | "PROCESSING";
@@ -42,69 +30,6 @@ export interface Batches {
   totalUploads: number;
   updatedAt: Generated<Timestamp>;
   userId: string;
-}
-
-export interface GraphileWorkerJobs {
-  attempts: number | null;
-  createdAt: Timestamp | null;
-  flags: Json | null;
-  id: Int8 | null;
-  key: string | null;
-  lastError: string | null;
-  lockedAt: Timestamp | null;
-  lockedBy: string | null;
-  maxAttempts: number | null;
-  priority: number | null;
-  queueName: string | null;
-  revision: number | null;
-  runAt: Timestamp | null;
-  taskIdentifier: string | null;
-  updatedAt: Timestamp | null;
-}
-
-export interface GraphileWorkerMigrations {
-  breaking: Generated<boolean>;
-  id: number;
-  ts: Generated<Timestamp>;
-}
-
-export interface GraphileWorkerPrivateJobQueues {
-  id: Generated<number>;
-  isAvailable: Generated<boolean>;
-  lockedAt: Timestamp | null;
-  lockedBy: string | null;
-  queueName: string;
-}
-
-export interface GraphileWorkerPrivateJobs {
-  attempts: Generated<number>;
-  createdAt: Generated<Timestamp>;
-  flags: Json | null;
-  id: Generated<Int8>;
-  isAvailable: Generated<boolean>;
-  jobQueueId: number | null;
-  key: string | null;
-  lastError: string | null;
-  lockedAt: Timestamp | null;
-  lockedBy: string | null;
-  maxAttempts: Generated<number>;
-  payload: Generated<Json>;
-  priority: Generated<number>;
-  revision: Generated<number>;
-  runAt: Generated<Timestamp>;
-  taskId: number;
-  updatedAt: Generated<Timestamp>;
-}
-
-export interface GraphileWorkerPrivateKnownCrontabs {
-  identifier: string;
-  knownSince: Timestamp;
-  lastExecution: Timestamp | null;
-}
-
-export interface GraphileWorkerPrivateTasks {
-  id: Generated<number>;
-  identifier: string;
 }
 
 export interface Sessions {
@@ -149,12 +74,6 @@ export interface Users {
 
 export interface DB {
   batches: Batches;
-  "graphileWorker.jobs": GraphileWorkerJobs;
-  "graphileWorker.migrations": GraphileWorkerMigrations;
-  "graphileWorker.PrivateJobQueues": GraphileWorkerPrivateJobQueues;
-  "graphileWorker.PrivateJobs": GraphileWorkerPrivateJobs;
-  "graphileWorker.PrivateKnownCrontabs": GraphileWorkerPrivateKnownCrontabs;
-  "graphileWorker.PrivateTasks": GraphileWorkerPrivateTasks;
   sessions: Sessions;
   uploads: Uploads;
   users: Users;

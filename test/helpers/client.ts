@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
-import { type ExecutionResult, print } from 'graphql';
+import { type FormattedExecutionResult, print } from 'graphql';
 import { createClient } from 'graphql-ws';
 import { CreateBatch, SignUp } from '../documents.ts';
 
-export type Result<R> = ExecutionResult<R> & { status: number };
+export type Result<R> = FormattedExecutionResult<R> & { status: number };
 
 export interface UploadFile {
   name: string;
@@ -20,7 +20,7 @@ export function client(app: { graphqlUrl: string; wsUrl: string }) {
       headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
       body: JSON.stringify({ query: print(doc), variables }),
     });
-    return { status: res.status, ...((await res.json()) as ExecutionResult<R>) };
+    return { status: res.status, ...((await res.json()) as FormattedExecutionResult<R>) };
   }
 
   /** createBatch as a GraphQL multipart request. */
@@ -34,7 +34,7 @@ export function client(app: { graphqlUrl: string; wsUrl: string }) {
       body: form,
       headers: token ? { authorization: `Bearer ${token}` } : {},
     });
-    return { status: res.status, ...((await res.json()) as ExecutionResult<ReturnType<NonNullable<typeof CreateBatch.__apiType>>>) };
+    return { status: res.status, ...((await res.json()) as FormattedExecutionResult<ReturnType<NonNullable<typeof CreateBatch.__apiType>>>) };
   }
 
   async function signUp(email = `user-${randomUUID()}@example.com`, password = 'correct horse battery') {
@@ -68,7 +68,7 @@ export function client(app: { graphqlUrl: string; wsUrl: string }) {
       body: JSON.stringify({ query: print(doc), variables }),
       signal: AbortSignal.timeout(timeoutMs),
     });
-    async function* events(): AsyncGenerator<ExecutionResult<R>> {
+    async function* events(): AsyncGenerator<FormattedExecutionResult<R>> {
       const decoder = new TextDecoderStream();
       let buffer = '';
       for await (const chunk of res.body!.pipeThrough(decoder)) {
@@ -80,7 +80,7 @@ export function client(app: { graphqlUrl: string; wsUrl: string }) {
           const event = /^event: (.*)$/m.exec(block)?.[1];
           const data = /^data: (.*)$/m.exec(block)?.[1];
           if (event === 'complete') return;
-          if (event === 'next' && data) yield JSON.parse(data) as ExecutionResult<R>;
+          if (event === 'next' && data) yield JSON.parse(data) as FormattedExecutionResult<R>;
         }
       }
     }
@@ -91,8 +91,8 @@ export function client(app: { graphqlUrl: string; wsUrl: string }) {
 }
 
 /** A running subscription: `events` fills as they arrive, `done` settles when it completes. */
-function collect<R>(iterable: AsyncIterable<ExecutionResult<R>>, timeoutMs: number, dispose: () => unknown) {
-  const events: ExecutionResult<R>[] = [];
+function collect<R>(iterable: AsyncIterable<FormattedExecutionResult<R>>, timeoutMs: number, dispose: () => unknown) {
+  const events: FormattedExecutionResult<R>[] = [];
   let resolveFirst!: () => void;
   const first = new Promise<void>((r) => (resolveFirst = r));
   const done = (async () => {
