@@ -52,6 +52,8 @@ async function main() {
 }
 
 main().catch((err) => {
+  // Printed whatever LOG_LEVEL says: a service that will not start must say why.
+  console.error(`Darkroom failed to start: ${err instanceof Error ? err.message : String(err)}`);
   logger.fatal({ err }, 'failed to start');
   process.exit(1);
 });

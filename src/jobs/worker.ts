@@ -15,6 +15,7 @@ export async function startWorker(ctx: AppContext): Promise<Runner> {
     // Signals are ours to handle: the process shuts the API and the worker down together.
     noHandleSignals: true,
     pollInterval: 2000,
+    crontab: '',
     logger,
     taskList: {
       [PROCESS_BATCH]: (payload, helpers) => processBatch(ctx, payload, helpers),
