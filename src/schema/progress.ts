@@ -54,7 +54,7 @@ builder.subscriptionField('batchProgress', (t) =>
  * Every event is resolved against fresh rows: no loader outlives a single event.
  */
 async function* progressStream(ctx: GraphQLContext, batchId: string, userId: string): AsyncGenerator<ProgressShape> {
-  const events = ctx.bus.subscribe(batchId);
+  const events = await ctx.bus.subscribe(batchId);
   try {
     const snapshot = await findBatch(ctx.db, batchId, userId);
     if (!snapshot) return;

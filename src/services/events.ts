@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { Repeater, SlidingBuffer } from '@repeaterjs/repeater';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 
@@ -12,24 +12,68 @@ export type ProgressEvent = BatchEvent | FileEvent;
 export interface EventBus {
   /** Never rejects: progress is best-effort, the database is the record. */
   publish(event: ProgressEvent): Promise<boolean>;
-  subscribe(batchId: string): AsyncIterableIterator<ProgressEvent | ResyncEvent> & { return(): Promise<unknown> };
+  /**
+   * Listening has begun when this resolves (Redis confirmed the SUBSCRIBE, or gave up
+   * waiting during an outage), so a state read afterwards misses nothing.
+   */
+  subscribe(batchId: string): Promise<Subscription>;
   close(): Promise<void>;
 }
 
 export const batchTopic = (batchId: string) => `darkroom:batch:${batchId}`;
 
+type Item = ProgressEvent | ResyncEvent;
+type Listener = (e: Item) => void;
+
 // A subscriber that stops reading keeps only the newest events instead of growing without bound.
 const BUFFER = 1000;
+const SUBSCRIBE_WAIT_MS = 2000;
 
-type Listener = (e: ProgressEvent | ResyncEvent) => void;
+/** Buffers from the moment it is created, not from the first next(). */
+export class Subscription implements AsyncIterableIterator<Item> {
+  #queue: Item[] = [];
+  #waiting: ((r: IteratorResult<Item>) => void) | undefined;
+  #closed = false;
+  #onClose: () => void;
+  readonly listener: Listener = (e) => this.#push(e);
 
-function repeaterFor(add: (l: Listener) => void, remove: (l: Listener) => void) {
-  return new Repeater<ProgressEvent | ResyncEvent>(async (push, stop) => {
-    const listener: Listener = (e) => void push(e);
-    add(listener);
-    await stop;
-    remove(listener);
-  }, new SlidingBuffer(BUFFER));
+  constructor(onClose: (l: Listener) => void) {
+    this.#onClose = () => onClose(this.listener);
+  }
+
+  #push(e: Item) {
+    if (this.#closed) return;
+    if (this.#waiting) {
+      const w = this.#waiting;
+      this.#waiting = undefined;
+      w({ value: e, done: false });
+      return;
+    }
+    this.#queue.push(e);
+    if (this.#queue.length > BUFFER) this.#queue.shift();
+  }
+
+  next(): Promise<IteratorResult<Item>> {
+    const e = this.#queue.shift();
+    if (e) return Promise.resolve({ value: e, done: false });
+    if (this.#closed) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => (this.#waiting = resolve));
+  }
+
+  async return(): Promise<IteratorResult<Item>> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#queue = [];
+      this.#onClose();
+      this.#waiting?.({ value: undefined, done: true });
+      this.#waiting = undefined;
+    }
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
 }
 
 /** Single-process mode only: publisher and subscribers share this process. */
@@ -41,12 +85,11 @@ export function createLocalEventBus(): EventBus {
       emitter.emit(batchTopic(event.batchId), event);
       return true;
     },
-    subscribe(batchId) {
+    async subscribe(batchId) {
       const topic = batchTopic(batchId);
-      return repeaterFor(
-        (l) => emitter.on(topic, l),
-        (l) => emitter.off(topic, l),
-      );
+      const sub = new Subscription((l) => emitter.off(topic, l));
+      emitter.on(topic, sub.listener);
+      return sub;
     },
     async close() {
       emitter.removeAllListeners();
@@ -63,8 +106,9 @@ export function createLocalEventBus(): EventBus {
 export function createRedisEventBus(url: string, logger: Logger): EventBus {
   // Fail fast while disconnected: a progress event that cannot go out now is stale later.
   const pub = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
-  const sub = new Redis(url, { maxRetriesPerRequest: null, autoResubscribe: true });
+  const redis = new Redis(url, { maxRetriesPerRequest: null, autoResubscribe: true });
   const listeners = new Map<string, Set<Listener>>();
+  const subscribed = new Map<string, Promise<boolean>>();
   let everReady = false;
   let lastWarn = 0;
   const warn = (err: unknown, msg: string) => {
@@ -74,13 +118,13 @@ export function createRedisEventBus(url: string, logger: Logger): EventBus {
     }
   };
   pub.on('error', (err) => warn(err, 'redis publisher error'));
-  sub.on('error', (err) => warn(err, 'redis subscriber error'));
-  sub.on('ready', () => {
+  redis.on('error', (err) => warn(err, 'redis subscriber error'));
+  redis.on('ready', () => {
     // After an outage the channel was silent for a while: every subscriber re-reads state.
     if (everReady) for (const [channel, set] of listeners) for (const l of set) l({ type: 'resync', batchId: channel.slice(batchTopic('').length) });
     everReady = true;
   });
-  sub.on('message', (channel: string, message: string) => {
+  redis.on('message', (channel: string, message: string) => {
     const set = listeners.get(channel);
     if (!set) return;
     let event: ProgressEvent;
@@ -102,32 +146,37 @@ export function createRedisEventBus(url: string, logger: Logger): EventBus {
         return false;
       }
     },
-    subscribe(batchId) {
+    async subscribe(batchId) {
       const topic = batchTopic(batchId);
-      return repeaterFor(
-        (l) => {
-          let set = listeners.get(topic);
-          if (!set) {
-            listeners.set(topic, (set = new Set()));
-            sub.subscribe(topic).catch((err) => warn(err, 'redis subscribe failed'));
-          }
-          set.add(l);
-        },
-        (l) => {
-          const set = listeners.get(topic);
-          if (!set) return;
-          set.delete(l);
-          if (set.size === 0) {
-            listeners.delete(topic);
-            sub.unsubscribe(topic).catch((err) => warn(err, 'redis unsubscribe failed'));
-          }
-        },
-      );
+      const subscription = new Subscription((l) => {
+        const set = listeners.get(topic);
+        if (!set) return;
+        set.delete(l);
+        if (set.size === 0) {
+          listeners.delete(topic);
+          subscribed.delete(topic);
+          redis.unsubscribe(topic).catch((err) => warn(err, 'redis unsubscribe failed'));
+        }
+      });
+      let set = listeners.get(topic);
+      if (!set) listeners.set(topic, (set = new Set()));
+      set.add(subscription.listener);
+      let confirmed = subscribed.get(topic);
+      if (!confirmed) {
+        confirmed = redis.subscribe(topic).then(
+          () => true,
+          (err) => (warn(err, 'redis subscribe failed'), false),
+        );
+        subscribed.set(topic, confirmed);
+      }
+      // During an outage, go on after a short wait: the resync on reconnect covers the gap.
+      await Promise.race([confirmed, delay(SUBSCRIBE_WAIT_MS, false, { ref: false })]);
+      return subscription;
     },
     async close() {
       listeners.clear();
       pub.disconnect();
-      sub.disconnect();
+      redis.disconnect();
     },
   };
 }
