@@ -9,10 +9,8 @@ import {
   type UploadOutcome,
   type UploadRow,
 } from '../db/uploads.ts';
-import { createThumbnail } from '../services/media.ts';
 import { ProcessBatchPayload } from './contract.ts';
-
-type FileStage = 'started' | 'thumbnail' | 'metadata' | 'describing' | 'embedding' | 'retrying' | 'completed' | 'failed';
+import { type FileStage, runPipeline } from './pipeline.ts';
 
 /**
  * Works through a batch's unfinished uploads one at a time, in creation order.
@@ -48,7 +46,7 @@ async function processUpload(ctx: AppContext, upload: UploadRow, signal: AbortSi
   for (;;) {
     let outcome: UploadOutcome;
     try {
-      outcome = await runPipeline(ctx, row, signal, fileEvent);
+      outcome = await runPipeline(ctx, row, { signal, onStage: fileEvent });
     } catch (err) {
       // A shutdown is not the file's fault: leave it PROCESSING for the next run to redo.
       if (signal.aborted) throw err;
@@ -77,41 +75,4 @@ async function recordOutcome(ctx: AppContext, row: UploadRow, outcome: UploadOut
     return done;
   });
   if (!finished && outcome.status === 'COMPLETED') await ctx.storage.remove(outcome.thumbnailKey);
-}
-
-async function runPipeline(
-  ctx: AppContext,
-  row: UploadRow,
-  signal: AbortSignal,
-  fileEvent: (stage: FileStage, percent: number) => Promise<unknown>,
-): Promise<UploadOutcome> {
-  if (!(await ctx.storage.exists(row.originalKey))) {
-    throw new Error('The original file is missing from storage');
-  }
-  const original = ctx.storage.resolve(row.originalKey);
-
-  await fileEvent('thumbnail', 10);
-  const media = await createThumbnail(original, { signal });
-  const thumbnailKey = `thumbnails/${row.userId}/${row.id}.webp`;
-  await ctx.storage.put(thumbnailKey, media.thumbnail.data);
-  await fileEvent('metadata', 40);
-
-  let analysis: { description: string; embedding: number[] } | null = null;
-  if (ctx.analyzer) {
-    await fileEvent('describing', 50);
-    analysis = await ctx.analyzer.analyze(original, {
-      signal,
-      onStage: (stage, percent) => void fileEvent(stage, 50 + Math.round(percent * 0.45)),
-    });
-  }
-  return {
-    status: 'COMPLETED',
-    width: media.width,
-    height: media.height,
-    format: media.format,
-    thumbnailKey,
-    description: analysis?.description ?? null,
-    embedding: analysis?.embedding ?? null,
-    analysisStatus: analysis ? 'COMPLETED' : 'SKIPPED',
-  };
 }
