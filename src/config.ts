@@ -26,6 +26,13 @@ const EnvSchema = z.object({
   MAX_FILE_BYTES: int(1 * GiB),
   WORKER_CONCURRENCY: int(Math.max(1, os.availableParallelism())),
   UPLOAD_MAX_ATTEMPTS: int(2),
+  SHUTDOWN_GRACE_MS: int(10_000),
+  JOB_SLICE_MS: int(10 * 60_000),
+  WORKER_SWEEP_INTERVAL_MS: int(2000),
+  WORKER_ORPHAN_GRACE_MS: int(15_000),
+  UPLOAD_WATCH_INTERVAL_MS: int(1000),
+  STORAGE_SWEEP_INTERVAL_MS: int(15 * 60_000),
+  ORPHAN_FILE_AGE_MS: int(60 * 60_000),
   OLLAMA_URL: z.url().optional(),
   OLLAMA_VISION_MODEL: z.string().default('llava'),
   OLLAMA_EMBED_MODEL: z.string().default('nomic-embed-text'),
@@ -68,7 +75,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
       uploadMaxAttempts: e.UPLOAD_MAX_ATTEMPTS,
+      shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+      jobSliceMs: e.JOB_SLICE_MS,
+      sweepIntervalMs: e.WORKER_SWEEP_INTERVAL_MS,
+      orphanGraceMs: e.WORKER_ORPHAN_GRACE_MS,
+      watchIntervalMs: e.UPLOAD_WATCH_INTERVAL_MS,
     },
+    storageSweep: { intervalMs: e.STORAGE_SWEEP_INTERVAL_MS, orphanAgeMs: e.ORPHAN_FILE_AGE_MS },
     // Worker connections + LISTEN client + headroom for the API's own queries.
     dbPoolMax: e.DB_POOL_MAX ?? e.WORKER_CONCURRENCY + 10,
     ollama: e.OLLAMA_URL

@@ -1,7 +1,6 @@
-import type { Runner } from 'graphile-worker';
 import { type Mode, createAppContext } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
-import { startWorker } from './jobs/worker.ts';
+import { startWorker, type WorkerHandle } from './jobs/worker.ts';
 import { createLogger } from './logger.ts';
 import { type ApiServer, startApiServer } from './server.ts';
 
@@ -28,7 +27,7 @@ async function main() {
   if (command === 'migrate') return app.close();
 
   let api: ApiServer | undefined;
-  let worker: Runner | undefined;
+  let worker: WorkerHandle | undefined;
   if (mode !== 'worker') {
     api = await startApiServer(app.ctx, { host: config.host, port: config.port });
     logger.info(`Darkroom API listening on ${api.url}/graphql`);

@@ -65,3 +65,52 @@ export async function countBatchOutcome(db: Database, id: string, outcome: 'COMP
     .where('id', '=', id)
     .execute();
 }
+
+/** Takes the batch's next event number; undefined when the batch is gone. */
+export async function nextEventSeq(db: Database, id: string) {
+  const row = await db
+    .updateTable('batches')
+    .set((eb) => ({ eventSeq: eb('eventSeq', '+', 1) }))
+    .where('id', '=', id)
+    .returning('eventSeq')
+    .executeTakeFirst();
+  return row?.eventSeq;
+}
+
+/** Stops a batch that has not finished; its unstarted uploads stay PENDING. */
+export async function cancelBatch(db: Database, id: string, userId: string) {
+  return db
+    .updateTable('batches')
+    .set({ status: 'CANCELLED', completedAt: now(), updatedAt: now() })
+    .where('id', '=', id)
+    .where('userId', '=', userId)
+    .where('status', 'in', ['PENDING', 'PROCESSING'])
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** Locks the batch row so counter changes from the API and the worker serialize. */
+export async function lockBatch(db: Database, id: string, userId?: string) {
+  return db.selectFrom('batches').selectAll().where('id', '=', id).where(ownedBy(userId)).forUpdate().executeTakeFirst();
+}
+
+/** Applies counter deltas for uploads that left or re-entered the batch. */
+export async function adjustBatchCounts(
+  db: Database,
+  id: string,
+  delta: { total?: number; successful?: number; failed?: number },
+  status?: 'PROCESSING',
+) {
+  return db
+    .updateTable('batches')
+    .set((eb) => ({
+      totalUploads: eb('totalUploads', '+', delta.total ?? 0),
+      successfulUploads: eb('successfulUploads', '+', delta.successful ?? 0),
+      failedUploads: eb('failedUploads', '+', delta.failed ?? 0),
+      updatedAt: now(),
+      ...(status ? { status, completedAt: null } : {}),
+    }))
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}

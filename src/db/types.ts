@@ -22,6 +22,7 @@ export type UploadStatus = "COMPLETED" | "FAILED" | "PENDING" | "PROCESSING";
 export interface Batches {
   completedAt: Timestamp | null;
   createdAt: Generated<Timestamp>;
+  eventSeq: Generated<number>;
   failedUploads: Generated<number>;
   id: Generated<string>;
   startedAt: Timestamp | null;
@@ -38,6 +39,16 @@ export interface Sessions {
   id: Generated<string>;
   tokenHash: Buffer;
   userId: string;
+}
+
+export interface UploadRuns {
+  batchId: string;
+  finishedAt: Timestamp | null;
+  id: Generated<Int8>;
+  outcome: string | null;
+  startedAt: Generated<Timestamp>;
+  uploadId: string;
+  workerId: string;
 }
 
 export interface Uploads {
@@ -72,9 +83,20 @@ export interface Users {
   passwordHash: string;
 }
 
+export interface WorkerProcesses {
+  hostname: string;
+  id: string;
+  lockKey: Int8;
+  pid: number;
+  startedAt: Generated<Timestamp>;
+  workerIds: Generated<string[]>;
+}
+
 export interface DB {
   batches: Batches;
   sessions: Sessions;
+  uploadRuns: UploadRuns;
   uploads: Uploads;
   users: Users;
+  workerProcesses: WorkerProcesses;
 }

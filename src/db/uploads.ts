@@ -90,3 +90,46 @@ export async function finishUpload(db: Database, id: string, outcome: UploadOutc
     .returningAll()
     .executeTakeFirst();
 }
+
+export async function deleteUploadRow(db: Database, id: string) {
+  return db.deleteFrom('uploads').where('id', '=', id).returningAll().executeTakeFirst();
+}
+
+/** FAILED → PENDING with fresh attempts; returns the uploads re-queued. */
+export async function requeueFailedUploads(db: Database, batchId: string) {
+  return db
+    .updateTable('uploads')
+    .set({ status: 'PENDING', attempts: 0, errorMessage: null, startedAt: null, completedAt: null, updatedAt: now() })
+    .where('batchId', '=', batchId)
+    .where('status', '=', 'FAILED')
+    .returning('id')
+    .execute();
+}
+
+/** An interrupted attempt (shutdown, cancel) leaves no trace but its run log. */
+export async function releaseUpload(db: Database, id: string) {
+  await db
+    .updateTable('uploads')
+    .set({ status: 'PENDING', startedAt: null, updatedAt: now() })
+    .where('id', '=', id)
+    .where('status', '=', 'PROCESSING')
+    .execute();
+}
+
+export async function uploadState(db: Database, id: string) {
+  return db
+    .selectFrom('uploads')
+    .innerJoin('batches', 'batches.id', 'uploads.batchId')
+    .select(['uploads.status', 'batches.status as batchStatus'])
+    .where('uploads.id', '=', id)
+    .executeTakeFirst();
+}
+
+export async function lockUpload(db: Database, id: string, userId?: string) {
+  return db.selectFrom('uploads').selectAll().where('id', '=', id).where(ownedBy(userId)).forUpdate().executeTakeFirst();
+}
+
+/** Every stored file an upload row points at (original and renditions). */
+export function storageKeysOf(row: UploadRow): string[] {
+  return Object.entries(row).flatMap(([k, v]) => (k.endsWith('Key') && typeof v === 'string' ? [v] : []));
+}

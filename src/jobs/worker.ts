@@ -1,24 +1,47 @@
-import { Logger as WorkerLogger, run, type Runner } from 'graphile-worker';
+import { Logger as WorkerLogger, run } from 'graphile-worker';
 import type { AppContext } from '../context.ts';
 import { PROCESS_BATCH } from './contract.ts';
+import { startLiveness } from './liveness.ts';
 import { processBatch } from './process-batch.ts';
 
-export async function startWorker(ctx: AppContext): Promise<Runner> {
+export interface WorkerHandle {
+  /** Graceful: running uploads get the grace period, then are released for other workers. */
+  stop(): Promise<void>;
+  sweep(): Promise<number>;
+}
+
+export async function startWorker(ctx: AppContext): Promise<WorkerHandle> {
   const log = ctx.logger.child({ component: 'worker' });
   const logger = new WorkerLogger((scope) => (level, message, meta) => {
     const pinoLevel = level === 'warning' ? 'warn' : level;
     log[pinoLevel]({ ...scope, ...meta }, message);
   });
-  return run({
+  const { worker: w } = ctx.config;
+  const liveness = await startLiveness(ctx, { sweepIntervalMs: w.sweepIntervalMs, orphanGraceMs: w.orphanGraceMs });
+  const runner = await run({
     pgPool: ctx.pool,
-    concurrency: ctx.config.worker.concurrency,
+    concurrency: w.concurrency,
     // Signals are ours to handle: the process shuts the API and the worker down together.
     noHandleSignals: true,
+    gracefulShutdownAbortTimeout: w.shutdownGraceMs,
     pollInterval: 2000,
     crontab: '',
     logger,
     taskList: {
-      [PROCESS_BATCH]: (payload, helpers) => processBatch(ctx, payload, helpers),
+      [PROCESS_BATCH]: (payload, helpers) =>
+        processBatch(ctx, payload, helpers, {
+          livenessSignal: liveness.signal,
+          sliceMs: w.jobSliceMs,
+          watchIntervalMs: w.watchIntervalMs,
+        }),
     },
   });
+  runner.events.on('worker:create', ({ worker }) => liveness.addWorker(worker.workerId));
+  return {
+    async stop() {
+      await runner.stop();
+      await liveness.stop();
+    },
+    sweep: () => liveness.sweep(),
+  };
 }

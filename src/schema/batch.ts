@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import type { GraphQLContext } from '../context.ts';
-import { type BatchRow, findBatch, insertBatch, listBatches } from '../db/batches.ts';
-import { insertUploads, listUploads } from '../db/uploads.ts';
+import { adjustBatchCounts, type BatchRow, cancelBatch, findBatch, insertBatch, listBatches, lockBatch } from '../db/batches.ts';
+import { insertUploads, listUploads, requeueFailedUploads } from '../db/uploads.ts';
 import type { ReceivedFile } from '../http/multipart.ts';
 import { enqueueProcessBatch } from '../jobs/contract.ts';
+import { emitProgress } from '../services/progress.ts';
 import { builder } from './builder.ts';
 import { AppError, ErrorInterface, requireViewer } from './error.ts';
 import { UploadRef } from './upload.ts';
@@ -189,3 +190,86 @@ async function createBatch(ctx: GraphQLContext, files: ReceivedFile[]): Promise<
     throw err;
   }
 }
+
+class BatchNotActiveError extends AppError {
+  constructor(status: string) {
+    super('BATCH_NOT_ACTIVE', `The batch is already ${status.toLowerCase()}`);
+  }
+}
+class BatchNotFinishedError extends AppError {
+  constructor(status: string) {
+    super(
+      'BATCH_NOT_FINISHED',
+      status === 'CANCELLED'
+        ? 'A cancelled batch cannot be retried'
+        : 'Failed uploads can be retried once the batch has completed',
+    );
+  }
+}
+class NothingToRetryError extends AppError {
+  constructor() {
+    super('NOTHING_TO_RETRY', 'The batch has no failed uploads');
+  }
+}
+class BatchNotFoundError extends AppError {
+  constructor() {
+    super('NOT_FOUND', 'Batch not found');
+  }
+}
+for (const [cls, name] of [
+  [BatchNotActiveError, 'BatchNotActiveError'],
+  [BatchNotFinishedError, 'BatchNotFinishedError'],
+  [NothingToRetryError, 'NothingToRetryError'],
+  [BatchNotFoundError, 'BatchNotFoundError'],
+] as const) {
+  builder.objectType(cls, { name, interfaces: [ErrorInterface], fields: () => ({}) });
+}
+
+const BatchResult = builder.objectRef<{ batch: BatchRow }>('BatchResult').implement({
+  isTypeOf: (o) => typeof o === 'object' && o !== null && 'batch' in o && !('rejectedFiles' in o),
+  fields: (t) => ({ batch: t.field({ type: BatchRef, resolve: (r) => r.batch }) }),
+});
+
+builder.mutationField('cancelBatch', (t) =>
+  t.field({
+    type: builder.errorUnion('CancelBatchResult', { types: [BatchResult, BatchNotFoundError, BatchNotActiveError] }),
+    description: 'Stops the batch before its next upload and aborts the one in flight; unstarted uploads stay PENDING.',
+    args: { id: t.arg.globalID({ required: true, for: BatchRef }) },
+    resolve: async (_root, args, ctx) => {
+      const viewer = requireViewer(ctx);
+      const batch = await cancelBatch(ctx.db, args.id.id, viewer.id);
+      if (!batch) {
+        const existing = await findBatch(ctx.db, args.id.id, viewer.id);
+        throw existing ? new BatchNotActiveError(existing.status) : new BatchNotFoundError();
+      }
+      await emitProgress(ctx, { type: 'batch', batchId: batch.id, terminal: true });
+      return { batch: (await findBatch(ctx.db, batch.id)) ?? batch };
+    },
+  }),
+);
+
+builder.mutationField('retryFailedUploads', (t) =>
+  t.field({
+    type: builder.errorUnion('RetryFailedUploadsResult', {
+      types: [BatchResult, BatchNotFoundError, BatchNotFinishedError, NothingToRetryError],
+    }),
+    description: 'Queues the FAILED uploads of a completed batch again, with fresh attempts; the batch returns to PROCESSING.',
+    args: { batchId: t.arg.globalID({ required: true, for: BatchRef }) },
+    resolve: async (_root, args, ctx) => {
+      const viewer = requireViewer(ctx);
+      const batch = await ctx.db.transaction().execute(async (trx) => {
+        const locked = await lockBatch(trx, args.batchId.id, viewer.id);
+        if (!locked) throw new BatchNotFoundError();
+        // Only COMPLETED: resuming a cancelled batch would also run uploads it never started.
+        if (locked.status !== 'COMPLETED') throw new BatchNotFinishedError(locked.status);
+        const requeued = await requeueFailedUploads(trx, locked.id);
+        if (requeued.length === 0) throw new NothingToRetryError();
+        const batch = await adjustBatchCounts(trx, locked.id, { failed: -requeued.length }, 'PROCESSING');
+        await enqueueProcessBatch(trx, { batchId: locked.id });
+        return batch;
+      });
+      await emitProgress(ctx, { type: 'batch', batchId: batch.id, terminal: false });
+      return { batch };
+    },
+  }),
+);

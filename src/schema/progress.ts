@@ -7,12 +7,18 @@ import { notFound, requireViewer } from './error.ts';
 import { UploadRef } from './upload.ts';
 
 type BatchProgressShape = { kind: 'batch'; batch: BatchRow };
-type FileProgressShape = { kind: 'file'; batch: BatchRow; upload: UploadRow; stage: string; percent: number };
+type FileProgressShape = { kind: 'file'; batch: BatchRow; upload: UploadRow; stage: string; percent: number; seq: number };
 type ProgressShape = BatchProgressShape | FileProgressShape;
+
+const SEQ =
+  'Increases with every event of the batch, across worker restarts; after a reconnect, drop events whose seq is not above the last one applied.';
 
 const BatchProgress = builder.objectRef<BatchProgressShape>('BatchProgress').implement({
   description: 'The batch changed (or, as the first event, its current state).',
-  fields: (t) => ({ batch: t.field({ type: BatchRef, resolve: (e) => e.batch }) }),
+  fields: (t) => ({
+    batch: t.field({ type: BatchRef, resolve: (e) => e.batch }),
+    seq: t.int({ description: SEQ, resolve: (e) => e.batch.eventSeq }),
+  }),
 });
 
 const FileProgress = builder.objectRef<FileProgressShape>('FileProgress').implement({
@@ -24,6 +30,7 @@ const FileProgress = builder.objectRef<FileProgressShape>('FileProgress').implem
       description: 'started, thumbnail, metadata, describing, embedding, retrying, completed or failed.',
     }),
     percent: t.exposeInt('percent', { description: "The upload's own progress, 0–100." }),
+    seq: t.exposeInt('seq', { description: SEQ }),
   }),
 });
 
@@ -68,7 +75,7 @@ async function* progressStream(ctx: GraphQLContext, batchId: string, userId: str
       ]);
       if (!batch) return; // deleted meanwhile
       if (event.type === 'file') {
-        if (upload) yield { kind: 'file', batch, upload, stage: event.stage, percent: event.percent };
+        if (upload) yield { kind: 'file', batch, upload, stage: event.stage, percent: event.percent, seq: event.seq };
         continue;
       }
       yield { kind: 'batch', batch };

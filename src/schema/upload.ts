@@ -1,9 +1,11 @@
-import { findBatch } from '../db/batches.ts';
-import { findUpload, type UploadRow } from '../db/uploads.ts';
+import { encodeGlobalID } from '@pothos/plugin-relay';
+import { adjustBatchCounts, type BatchRow, findBatch } from '../db/batches.ts';
+import { deleteUploadRow, findUpload, lockUpload, storageKeysOf, type UploadRow } from '../db/uploads.ts';
 import { signFileUrl } from '../services/auth.ts';
+import { emitProgress } from '../services/progress.ts';
 import { BatchRef } from './batch.ts';
 import { builder } from './builder.ts';
-import { requireViewer } from './error.ts';
+import { AppError, ErrorInterface, requireViewer } from './error.ts';
 
 export const UploadRef = builder.objectRef<UploadRow>('Upload');
 
@@ -57,5 +59,47 @@ builder.queryField('upload', (t) =>
     description: "One of the viewer's uploads; null for an id that does not exist or is not theirs.",
     args: { id: t.arg.globalID({ required: true, for: UploadRef }) },
     resolve: async (_root, args, ctx) => (await findUpload(ctx.db, args.id.id, requireViewer(ctx).id)) ?? null,
+  }),
+);
+
+class UploadNotFoundError extends AppError {
+  constructor() {
+    super('NOT_FOUND', 'Upload not found');
+  }
+}
+builder.objectType(UploadNotFoundError, { name: 'UploadNotFoundError', interfaces: [ErrorInterface], fields: () => ({}) });
+
+type DeleteUploadSuccessShape = { deletedUploadId: string; batch: BatchRow };
+const DeleteUploadSuccess = builder.objectRef<DeleteUploadSuccessShape>('DeleteUploadSuccess').implement({
+  isTypeOf: (o) => typeof o === 'object' && o !== null && 'deletedUploadId' in o,
+  fields: (t) => ({
+    deletedUploadId: t.id({ resolve: (r) => encodeGlobalID('Upload', r.deletedUploadId) }),
+    batch: t.field({ type: BatchRef, description: 'The batch with its totals updated.', resolve: (r) => r.batch }),
+  }),
+});
+
+builder.mutationField('deleteUpload', (t) =>
+  t.field({
+    type: builder.errorUnion('DeleteUploadResult', { types: [DeleteUploadSuccess, UploadNotFoundError] }),
+    description: 'Deletes an upload and its files at any time; a worker processing it moves on.',
+    args: { id: t.arg.globalID({ required: true, for: UploadRef }) },
+    resolve: async (_root, args, ctx) => {
+      const viewer = requireViewer(ctx);
+      // Upload row first, then the batch: the same lock order as the worker's outcome write.
+      const { deleted, batch } = await ctx.db.transaction().execute(async (trx) => {
+        const upload = await lockUpload(trx, args.id.id, viewer.id);
+        if (!upload) throw new UploadNotFoundError();
+        const deleted = (await deleteUploadRow(trx, upload.id))!;
+        const batch = await adjustBatchCounts(trx, upload.batchId, {
+          total: -1,
+          successful: deleted.status === 'COMPLETED' ? -1 : 0,
+          failed: deleted.status === 'FAILED' ? -1 : 0,
+        });
+        return { deleted, batch };
+      });
+      await ctx.storage.remove(...storageKeysOf(deleted));
+      await emitProgress(ctx, { type: 'batch', batchId: batch.id, terminal: false });
+      return { deletedUploadId: deleted.id, batch };
+    },
   }),
 );

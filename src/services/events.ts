@@ -3,8 +3,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 
-export type BatchEvent = { type: 'batch'; batchId: string; terminal: boolean };
-export type FileEvent = { type: 'file'; batchId: string; uploadId: string; stage: string; percent: number };
+/** `seq` increases with every event of a batch (batches.event_seq), across processes and restarts. */
+export type BatchEvent = { type: 'batch'; batchId: string; seq: number; terminal: boolean };
+export type FileEvent = { type: 'file'; batchId: string; seq: number; uploadId: string; stage: string; percent: number };
 /** Emitted locally, never published: the subscriber may have missed events and should re-read state. */
 export type ResyncEvent = { type: 'resync'; batchId: string };
 export type ProgressEvent = BatchEvent | FileEvent;

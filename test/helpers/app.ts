@@ -1,10 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Runner } from 'graphile-worker';
 import { createAppContext, type Mode } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { startWorker } from '../../src/jobs/worker.ts';
+import { startWorker, type WorkerHandle } from '../../src/jobs/worker.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startApiServer } from '../../src/server.ts';
 import { createTestDatabase } from './db.ts';
@@ -39,7 +38,7 @@ export async function startTestApp(opts: TestAppOptions = {}) {
   const config = loadConfig(env);
   const app = await createAppContext(config, createLogger(config.logLevel), mode);
   const api = await startApiServer(app.ctx, { host: '127.0.0.1', port: 0 });
-  let worker: Runner | undefined;
+  let worker: WorkerHandle | undefined;
   const result = {
     url: api.url,
     graphqlUrl: `${api.url}/graphql`,
