@@ -15,7 +15,8 @@ export interface LivenessOptions {
 export interface Liveness {
   /** Aborts when this process can no longer prove it is alive: its jobs must stop. */
   readonly signal: AbortSignal;
-  addWorker(workerId: string): void;
+  /** Records a worker id of this process; awaited before a job does any work. */
+  addWorker(workerId: string): Promise<void>;
   sweep(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -108,14 +109,10 @@ export async function startLiveness(ctx: AppContext, opts: LivenessOptions): Pro
     get signal() {
       return lost.signal;
     },
-    addWorker(workerId) {
+    async addWorker(workerId) {
+      if (workerIds.has(workerId)) return;
       workerIds.add(workerId);
-      ctx.db
-        .updateTable('workerProcesses')
-        .set({ workerIds: [...workerIds] })
-        .where('id', '=', id)
-        .execute()
-        .catch((err) => log.warn({ err }, 'could not register worker id'));
+      await ctx.db.updateTable('workerProcesses').set({ workerIds: [...workerIds] }).where('id', '=', id).execute();
     },
     sweep: async () => {
       await sweeping;

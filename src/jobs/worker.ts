@@ -28,15 +28,17 @@ export async function startWorker(ctx: AppContext): Promise<WorkerHandle> {
     crontab: '',
     logger,
     taskList: {
-      [PROCESS_BATCH]: (payload, helpers) =>
-        processBatch(ctx, payload, helpers, {
+      [PROCESS_BATCH]: async (payload, helpers) => {
+        // Registered before any work, so a crash from here on is detected at once.
+        if (helpers.job.locked_by) await liveness.addWorker(helpers.job.locked_by);
+        await processBatch(ctx, payload, helpers, {
           livenessSignal: liveness.signal,
           sliceMs: w.jobSliceMs,
           watchIntervalMs: w.watchIntervalMs,
-        }),
+        });
+      },
     },
   });
-  runner.events.on('worker:create', ({ worker }) => liveness.addWorker(worker.workerId));
   return {
     async stop() {
       await runner.stop();
