@@ -128,8 +128,3 @@ export async function uploadState(db: Database, id: string) {
 export async function lockUpload(db: Database, id: string, userId?: string) {
   return db.selectFrom('uploads').selectAll().where('id', '=', id).where(ownedBy(userId)).forUpdate().executeTakeFirst();
 }
-
-/** Every stored file an upload row points at (original and renditions). */
-export function storageKeysOf(row: UploadRow): string[] {
-  return Object.entries(row).flatMap(([k, v]) => (k.endsWith('Key') && typeof v === 'string' ? [v] : []));
-}

@@ -96,7 +96,8 @@ async function processUpload(
         // Not the file's fault: the attempt does not count and the upload is redone later.
         await finishRun(ctx.db, runId, 'ABORTED');
         const why = watch.signal.aborted ? (watch.signal.reason as Interrupted).message : 'interrupted';
-        if (why !== 'deleted') await releaseUpload(ctx.db, row.id);
+        if (why === 'deleted') await ctx.storage.removeUpload(row.userId, row.id);
+        else await releaseUpload(ctx.db, row.id);
         return why === 'deleted' ? 'gone' : why === 'cancelled' ? 'cancelled' : 'interrupted';
       }
       const errorMessage = err instanceof Error ? err.message : String(err);
@@ -144,8 +145,6 @@ async function recordOutcome(ctx: AppContext, row: UploadRow, outcome: UploadOut
     return done;
   });
   // Deleted while we worked: whatever we produced for it must not stay behind.
-  if (!finished && outcome.status === 'COMPLETED') {
-    await ctx.storage.remove(...Object.entries(outcome).flatMap(([k, v]) => (k.endsWith('Key') && typeof v === 'string' ? [v] : [])));
-  }
+  if (!finished) await ctx.storage.removeUpload(row.userId, row.id);
   return finished;
 }

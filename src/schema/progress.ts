@@ -6,7 +6,7 @@ import { builder } from './builder.ts';
 import { notFound, requireViewer } from './error.ts';
 import { UploadRef } from './upload.ts';
 
-type BatchProgressShape = { kind: 'batch'; batch: BatchRow };
+type BatchProgressShape = { kind: 'batch'; batch: BatchRow; seq: number };
 type FileProgressShape = { kind: 'file'; batch: BatchRow; upload: UploadRow; stage: string; percent: number; seq: number };
 type ProgressShape = BatchProgressShape | FileProgressShape;
 
@@ -17,7 +17,7 @@ const BatchProgress = builder.objectRef<BatchProgressShape>('BatchProgress').imp
   description: 'The batch changed (or, as the first event, its current state).',
   fields: (t) => ({
     batch: t.field({ type: BatchRef, resolve: (e) => e.batch }),
-    seq: t.int({ description: SEQ, resolve: (e) => e.batch.eventSeq }),
+    seq: t.exposeInt('seq', { description: SEQ }),
   }),
 });
 
@@ -65,7 +65,7 @@ async function* progressStream(ctx: GraphQLContext, batchId: string, userId: str
   try {
     const snapshot = await findBatch(ctx.db, batchId, userId);
     if (!snapshot) return;
-    yield { kind: 'batch', batch: snapshot };
+    yield { kind: 'batch', batch: snapshot, seq: snapshot.eventSeq };
     if (isTerminal(snapshot)) return;
 
     for await (const event of events) {
@@ -78,7 +78,8 @@ async function* progressStream(ctx: GraphQLContext, batchId: string, userId: str
         if (upload) yield { kind: 'file', batch, upload, stage: event.stage, percent: event.percent, seq: event.seq };
         continue;
       }
-      yield { kind: 'batch', batch };
+      // A resync has no number of its own: the state read now is as new as the batch's sequence.
+      yield { kind: 'batch', batch, seq: event.type === 'batch' ? event.seq : batch.eventSeq };
       // A resync after a Redis outage may be the only sign that the batch finished.
       if ((event.type === 'batch' && event.terminal) || isTerminal(batch)) return;
     }

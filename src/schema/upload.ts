@@ -1,6 +1,6 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { adjustBatchCounts, type BatchRow, findBatch } from '../db/batches.ts';
-import { deleteUploadRow, findUpload, lockUpload, storageKeysOf, type UploadRow } from '../db/uploads.ts';
+import { deleteUploadRow, findUpload, lockUpload, type UploadRow } from '../db/uploads.ts';
 import { signFileUrl } from '../services/auth.ts';
 import { emitProgress } from '../services/progress.ts';
 import { BatchRef } from './batch.ts';
@@ -97,7 +97,7 @@ builder.mutationField('deleteUpload', (t) =>
         });
         return { deleted, batch };
       });
-      await ctx.storage.remove(...storageKeysOf(deleted));
+      await ctx.storage.removeUpload(deleted.userId, deleted.id);
       await emitProgress(ctx, { type: 'batch', batchId: batch.id, terminal: false });
       return { deletedUploadId: deleted.id, batch };
     },

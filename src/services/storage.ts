@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { glob, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -18,6 +18,8 @@ export interface Storage {
   exists(key: string): Promise<boolean>;
   read(key: string): NodeJS.ReadableStream;
   remove(...keys: (string | null | undefined)[]): Promise<void>;
+  /** Removes every file stored for an upload: original and any rendition, whatever exists. */
+  removeUpload(userId: string, uploadId: string): Promise<void>;
   /** Removes files in incoming/ older than maxAgeMs: requests that died mid-upload. */
   sweepIncoming(maxAgeMs: number): Promise<number>;
 }
@@ -61,6 +63,12 @@ export function createStorage(root: string): Storage {
     },
     async remove(...keys) {
       await Promise.all(keys.filter((k): k is string => !!k).map((k) => rm(resolve(k), { force: true })));
+    },
+    async removeUpload(userId, uploadId) {
+      // Keys are <kind>/<user>/<upload>.<ext>, so one pattern finds them all.
+      for await (const rel of glob(`*/${userId}/${uploadId}.*`, { cwd: root })) {
+        if (!rel.startsWith('incoming')) await rm(path.join(root, rel), { force: true });
+      }
     },
     async sweepIncoming(maxAgeMs) {
       const names = await readdir(incomingDir).catch(() => [] as string[]);
