@@ -32,7 +32,9 @@ describe('API and worker in separate processes', () => {
       expect(batch).toMatchObject({ status: 'COMPLETED', successfulUploads: 3, failedUploads: 0 });
       const items = events.map((e) => e.data!.batchProgress);
       const completed = items.flatMap((i) => (i.__typename === 'FileProgress' && i.stage === 'completed' ? [i.upload.id] : []));
-      expect(completed).toEqual(batch.uploads.edges.map((e) => e.node.id));
+      expect(completed, `events: ${JSON.stringify(items.map((i) => i.__typename === 'FileProgress' ? i.stage : i.batch.status))}\nworker: ${worker.output()}`).toEqual(
+        batch.uploads.edges.map((e) => e.node.id),
+      );
       const last = items.at(-1)!;
       expect(last.__typename === 'BatchProgress' && last.batch.status).toBe('COMPLETED');
     } finally {

@@ -17,6 +17,8 @@ export interface Liveness {
   readonly signal: AbortSignal;
   /** Records a worker id of this process; awaited before a job does any work. */
   addWorker(workerId: string): Promise<void>;
+  /** The worker pool these ids belonged to has ended: free whatever they still hold. */
+  retireWorkers(): Promise<void>;
   sweep(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -113,6 +115,12 @@ export async function startLiveness(ctx: AppContext, opts: LivenessOptions): Pro
       if (workerIds.has(workerId)) return;
       workerIds.add(workerId);
       await ctx.db.updateTable('workerProcesses').set({ workerIds: [...workerIds] }).where('id', '=', id).execute();
+    },
+    async retireWorkers() {
+      const ids = [...workerIds];
+      if (ids.length) await utils.forceUnlockWorkers(ids);
+      workerIds.clear();
+      await ctx.db.updateTable('workerProcesses').set({ workerIds: [] }).where('id', '=', id).execute();
     },
     sweep: async () => {
       await sweeping;

@@ -48,11 +48,17 @@ export async function processBatch(ctx: AppContext, rawPayload: unknown, helpers
     if (stop.aborted || Date.now() > deadline) {
       // Hand the rest to a fresh job (any worker may take it) and end this one cleanly:
       // nothing stays locked, and a shutdown costs the job no attempt.
-      if (stop.aborted && opts.livenessSignal?.aborted) return;
+      if (stop.aborted && opts.livenessSignal?.aborted) {
+        ctx.logger.warn({ batchId }, 'liveness lost; leaving the batch to whoever unlocks it');
+        return;
+      }
       await enqueueProcessBatch(ctx.db, { batchId });
       return;
     }
-    if (!(await stillOwnsJob(ctx, helpers.job.id, workerId))) return;
+    if (!(await stillOwnsJob(ctx, helpers.job.id, workerId))) {
+      ctx.logger.warn({ batchId, jobId: helpers.job.id, workerId }, 'job lock lost to another worker; stopping');
+      return;
+    }
     const upload = await nextUnfinishedUpload(ctx.db, batchId);
     if (!upload) break;
     const result = await processUpload(ctx, upload, { stop, workerId, watchIntervalMs: opts.watchIntervalMs });
