@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Logger as WorkerLogger, run, type Runner } from 'graphile-worker';
+import { Logger as WorkerLogger, parseCrontab, run, type Runner } from 'graphile-worker';
 import type { AppContext } from '../context.ts';
 import { PROCESS_BATCH } from './contract.ts';
 import { startLiveness } from './liveness.ts';
 import { processBatch } from './process-batch.ts';
+import { SWEEP_STORAGE, sweepStorage } from './sweep-storage.ts';
 
 export interface WorkerHandle {
   /** Graceful: running uploads get the grace period, then are released for other workers. */
@@ -28,13 +29,15 @@ export async function startWorker(ctx: AppContext): Promise<WorkerHandle> {
       noHandleSignals: true,
       gracefulShutdownAbortTimeout: w.shutdownGraceMs,
       pollInterval: 2000,
-      parsedCronItems: [],
+      // Cron jobs run once across all worker processes, however many there are.
+      parsedCronItems: parseCrontab(`*/15 * * * * ${SWEEP_STORAGE} ?max=1`),
       logger,
       // Batched completion retries a failed write and ends the pool cleanly if it keeps
       // failing (the supervisor below restarts it); the unbatched path leaves the
       // promise of a failed write unhandled when the database drops mid-job.
       preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
       taskList: {
+        [SWEEP_STORAGE]: async () => void (await sweepStorage(ctx)),
         [PROCESS_BATCH]: async (payload, helpers) => {
           // Registered before any work, so a crash from here on is detected at once.
           if (helpers.job.locked_by) await liveness.addWorker(helpers.job.locked_by);
