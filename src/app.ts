@@ -4,7 +4,7 @@ import { createDb, createPool } from './db/database.ts';
 import { startEmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
 import type { Logger } from './logger.ts';
-import { createOllamaAnalyzer } from './services/analyzer.ts';
+import { createOllamaAnalyzer } from './services/ollama.ts';
 import { createLocalEventBus, createRedisEventBus } from './services/events.ts';
 import { createStorage } from './services/storage.ts';
 
@@ -45,7 +45,14 @@ export async function createAppContext(config: Config, logger: Logger, mode: Mod
     ctx,
     migrate: () => migrate(db, pool),
     async close() {
-      for (const fn of cleanups.reverse()) await fn().catch((err) => logger.warn({ err }, 'error during shutdown'));
+      // A step that hangs (a connection that never drains) must not keep the process up.
+      for (const fn of cleanups.reverse()) {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise((resolve) => (timer = setTimeout(resolve, 10_000, 'timeout')));
+        const r = await Promise.race([fn().catch((err) => logger.warn({ err }, 'error during shutdown')), timeout]);
+        clearTimeout(timer);
+        if (r === 'timeout') logger.warn({ step: fn.name || String(fn) }, 'shutdown step timed out');
+      }
     },
   };
 }

@@ -40,17 +40,26 @@ export async function startLiveness(ctx: AppContext, opts: LivenessOptions): Pro
 
   async function register() {
     const c = await ctx.pool.connect();
-    const lockKey = BigInt.asIntN(64, randomBytes(8).readBigUInt64BE()).toString();
-    await c.query('select pg_advisory_lock($1)', [lockKey]);
+    try {
+      const lockKey = BigInt.asIntN(64, randomBytes(8).readBigUInt64BE()).toString();
+      await c.query('select pg_advisory_lock($1)', [lockKey]);
+      await ctx.db
+        .insertInto('workerProcesses')
+        .values({ id, lockKey, workerIds: [...workerIds], hostname: os.hostname(), pid: process.pid })
+        .onConflict((oc) => oc.column('id').doUpdateSet({ lockKey, workerIds: [...workerIds] }))
+        .execute();
+    } catch (err) {
+      c.release(true); // half-registered: drop the connection, and its lock with it
+      throw err;
+    }
     // The lock lives exactly as long as this connection; losing it means we may be
     // presumed dead, so our jobs stop (the signal) and we register afresh.
     c.once('error', () => onLost(c));
     c.once('end', () => onLost(c));
-    await ctx.db
-      .insertInto('workerProcesses')
-      .values({ id, lockKey, workerIds: [...workerIds], hostname: os.hostname(), pid: process.pid })
-      .onConflict((oc) => oc.column('id').doUpdateSet({ lockKey, workerIds: [...workerIds] }))
-      .execute();
+    if (stopped) {
+      c.release(true);
+      return;
+    }
     client = c;
   }
 
