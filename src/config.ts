@@ -37,7 +37,24 @@ const EnvSchema = z.object({
   OLLAMA_VISION_MODEL: z.string().default('llava'),
   OLLAMA_EMBED_MODEL: z.string().default('nomic-embed-text'),
   OLLAMA_TIMEOUT_MS: int(120_000),
+  // Media pipeline (docs/media.md).
+  FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
+  FFPROBE_PATH: z.string().min(1).default('ffprobe'),
+  SEARCH_MIN_SIMILARITY: z.coerce.number().min(-1).max(1).default(0.5),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Security (docs/security.md explains each value).
+  CORS_ORIGINS: z.string().default(''),
+  TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+  RATE_LIMIT_PREFIX: z.string().min(1).default('darkroom:rl'),
+  AUTH_ATTEMPTS_PER_IP: int(50),
+  SIGNIN_FAILURES_PER_ACCOUNT: int(10),
+  AUTH_WINDOW_SECONDS: int(900),
+  MAX_IMAGE_PIXELS: int(100_000_000),
+  MAX_ANIMATION_FRAMES: int(1000),
+  UPLOAD_IDLE_TIMEOUT_SECONDS: int(30),
+  REQUEST_TIMEOUT_SECONDS: int(3600),
+  MAX_SUBSCRIPTIONS_PER_USER: int(20),
+  MAX_CONCURRENT_UPLOADS_PER_USER: int(4),
 });
 
 export type Config = ReturnType<typeof loadConfig>;
@@ -71,6 +88,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       maxFiles: e.MAX_FILES_PER_BATCH,
       maxBatchBytes: e.MAX_BATCH_BYTES,
       maxFileBytes: e.MAX_FILE_BYTES,
+      maxImagePixels: e.MAX_IMAGE_PIXELS,
+      maxAnimationFrames: e.MAX_ANIMATION_FRAMES,
+    },
+    security: {
+      corsOrigins: e.CORS_ORIGINS.split(',').map((o) => o.trim().replace(/\/$/, '')).filter(Boolean),
+      trustProxyHops: e.TRUST_PROXY_HOPS,
+      rateLimit: {
+        prefix: e.RATE_LIMIT_PREFIX,
+        attemptsPerIp: e.AUTH_ATTEMPTS_PER_IP,
+        failuresPerAccount: e.SIGNIN_FAILURES_PER_ACCOUNT,
+        windowSeconds: e.AUTH_WINDOW_SECONDS,
+      },
+      uploadIdleTimeoutMs: e.UPLOAD_IDLE_TIMEOUT_SECONDS * 1000,
+      requestTimeoutMs: e.REQUEST_TIMEOUT_SECONDS * 1000,
+      maxSubscriptionsPerUser: e.MAX_SUBSCRIPTIONS_PER_USER,
+      maxConcurrentUploadsPerUser: e.MAX_CONCURRENT_UPLOADS_PER_USER,
     },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
@@ -92,6 +125,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
           timeoutMs: e.OLLAMA_TIMEOUT_MS,
         }
       : undefined,
+    media: {
+      ffmpegPath: e.FFMPEG_PATH,
+      ffprobePath: e.FFPROBE_PATH,
+      searchMinSimilarity: e.SEARCH_MIN_SIMILARITY,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

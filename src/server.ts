@@ -1,18 +1,33 @@
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
-import { createYoga, type YogaInitialContext } from 'graphql-yoga';
-import type { ExecutionArgs } from 'graphql';
+import { createYoga, maskError, type YogaInitialContext } from 'graphql-yoga';
+import { type ExecutionArgs, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { AppContext, GraphQLContext, Viewer } from './context.ts';
 import { findSessionByTokenHash } from './db/sessions.ts';
 import { findUpload } from './db/uploads.ts';
+import { useGraphQLLimits } from './http/graphql-limits.ts';
 import { useStreamingMultipart } from './http/multipart.ts';
+import { type AuthLimiter, createAuthLimiter } from './http/rate-limit.ts';
+import { clientAddress, corsOptions, isAllowedOrigin, useCsrfHeader, useStrictGetParams } from './http/security.ts';
+import { useSubscriptionCap } from './http/subscription-cap.ts';
 import { schema } from './schema/index.ts';
 import { bearerToken, hashToken, verifyFileSignature } from './services/auth.ts';
 
-type WsExtra = { viewer: Viewer | null; request: http.IncomingMessage };
-type InitialContext = YogaInitialContext & { connectionParams?: Record<string, unknown>; extra?: WsExtra };
+type WsExtra = { authorization: unknown; request: http.IncomingMessage };
+type InitialContext = YogaInitialContext & { req?: http.IncomingMessage; extra?: WsExtra };
+
+// A subscribe message is a query (≤ 1000 tokens) plus small variables; nothing legitimate is larger.
+const WS_MAX_PAYLOAD = 64 * 1024;
+const JSON_BODY_BYTES = 1024 * 1024;
+// Non-upload bodies are small; one still arriving after this is a slow-body attack.
+const BODY_TIMEOUT_MS = 30_000;
+// After refusing a body mid-stream: how long a client gets to notice the FIN before a reset.
+const LINGER_MS = 2_000;
+// Yoga builds a URL from Host (a malformed one would be a 500) and file URLs may echo it.
+const VALID_HOST = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i;
 
 export async function authenticate(ctx: AppContext, header: unknown): Promise<Viewer | null> {
   const token = typeof header === 'string' ? bearerToken(header) : undefined;
@@ -27,35 +42,70 @@ function originOf(ctx: AppContext, headers: { host?: string | null; proto?: stri
   return `${headers.proto === 'https' ? 'https' : 'http'}://${host}`;
 }
 
-export function createGraphQLHandler(app: AppContext) {
+/** Every error leaves with a stable code; unexpected ones are masked outside development. */
+function maskWithCode(error: unknown, message: string, isDev?: boolean) {
+  const masked = maskError(error, message, isDev);
+  if (!(masked instanceof GraphQLError) || masked.extensions?.code) return masked;
+  return new GraphQLError(masked.message, { nodes: masked.nodes, path: masked.path, extensions: { ...masked.extensions, code: 'BAD_USER_INPUT' } });
+}
+
+export function createGraphQLHandler(app: AppContext, authLimiter: AuthLimiter) {
+  const { config } = app;
+  const hops = config.security.trustProxyHops;
   return createYoga<{ req?: http.IncomingMessage }, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
     // Yoga's own multipart parser buffers whole files; ours streams them to storage.
     multipart: false,
-    graphiql: app.config.production ? false : { subscriptionsProtocol: 'WS', title: 'Darkroom' },
+    batching: false,
+    maxRequestBodySize: JSON_BODY_BYTES,
+    cors: corsOptions(config),
+    graphiql: config.production ? false : { subscriptionsProtocol: 'WS', title: 'Darkroom' },
     landingPage: false,
     logging: app.logger.child({ component: 'yoga' }),
-    maskedErrors: { isDev: !app.config.production },
-    plugins: [useStreamingMultipart({ storage: app.storage, limits: app.config.limits, logger: app.logger })],
+    maskedErrors: { isDev: !config.production, maskError: maskWithCode },
+    plugins: [
+      useCsrfHeader(),
+      useStrictGetParams(),
+      useStreamingMultipart({
+        storage: app.storage,
+        limits: config.limits,
+        logger: app.logger,
+        idleTimeoutMs: config.security.uploadIdleTimeoutMs,
+        // No byte of an anonymous upload is read, let alone written to disk.
+        authorize: async (request) => (await authenticate(app, request.headers.get('authorization')))?.id ?? null,
+        maxConcurrentPerUser: config.security.maxConcurrentUploadsPerUser,
+      }),
+      ...useGraphQLLimits({ production: config.production }),
+      useSubscriptionCap(config.security.maxSubscriptionsPerUser),
+    ],
     context: async (initial: InitialContext): Promise<GraphQLContext> => {
       if (initial.extra) {
-        const h = initial.extra.request.headers;
-        return { ...app, viewer: initial.extra.viewer, baseUrl: originOf(app, { host: h.host, proto: null }) };
+        const { request, authorization } = initial.extra;
+        return {
+          ...app,
+          // Per operation, not once per socket: a signed-out or expired token stops working here too.
+          viewer: await authenticate(app, authorization),
+          baseUrl: originOf(app, { host: request.headers.host, proto: null }),
+          security: { clientIp: clientAddress(request.socket.remoteAddress, request.headers['x-forwarded-for'] as string, hops), authLimiter },
+        };
       }
       const h = initial.request.headers;
       return {
         ...app,
         viewer: await authenticate(app, h.get('authorization')),
         baseUrl: originOf(app, { host: h.get('host'), proto: h.get('x-forwarded-proto') }),
+        security: { clientIp: clientAddress(initial.req?.socket.remoteAddress, h.get('x-forwarded-for'), hops), authLimiter },
       };
     },
   });
 }
 
+const FILE_PATH = /^\/files\/(thumbnail|preview)\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
 /** GET /files/<kind>/<uploadId>?exp&sig: the signature proves the owner asked for this URL. */
 async function serveFile(app: AppContext, url: URL, res: http.ServerResponse) {
-  const m = /^\/files\/(thumbnail)\/([0-9a-f-]{36})$/.exec(url.pathname);
+  const m = FILE_PATH.exec(url.pathname);
   const exp = Number(url.searchParams.get('exp'));
   const sig = url.searchParams.get('sig') ?? '';
   if (!m || !verifyFileSignature(app.config.tokenSecret, m[1]!, m[2]!, exp, sig)) {
@@ -63,16 +113,30 @@ async function serveFile(app: AppContext, url: URL, res: http.ServerResponse) {
     return;
   }
   const upload = await findUpload(app.db, m[2]!);
-  if (!upload?.thumbnailKey || !(await app.storage.exists(upload.thumbnailKey))) {
+  const key = m[1] === 'preview' ? upload?.previewKey : upload?.thumbnailKey;
+  if (!key || !(await app.storage.exists(key))) {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
     return;
   }
   res.writeHead(200, {
-    'content-type': 'image/webp',
+    'content-type': key.endsWith('.jpg') ? 'image/jpeg' : 'image/webp',
     'cache-control': `private, max-age=${Math.max(0, exp - Math.floor(Date.now() / 1000))}, immutable`,
-    'x-content-type-options': 'nosniff',
+    // Our own re-encoded WebP, never the upload; even so, nothing in it may run.
+    'content-security-policy': "default-src 'none'; sandbox",
   });
-  await pipeline(app.storage.read(upload.thumbnailKey), res);
+  await pipeline(app.storage.read(key), res);
+}
+
+/**
+ * A response that went out before its request body was read (refused upload, 413, timeout): half-close
+ * so the client sees the answer, then drop the socket instead of draining whatever it still sends.
+ * Not via `Connection: close`: Node would destroy the socket as soon as the answer is flushed, and
+ * a client still writing its body gets EPIPE instead of the answer.
+ */
+function closeUnreadBody(req: http.IncomingMessage, socket: Socket) {
+  if (req.complete || socket.destroyed) return;
+  socket.end();
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
 export interface ApiServer {
@@ -82,34 +146,62 @@ export interface ApiServer {
 }
 
 export async function startApiServer(app: AppContext, listen: { host: string; port: number }): Promise<ApiServer> {
-  const yoga = createGraphQLHandler(app);
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (req.method === 'GET' && url.pathname.startsWith('/files/')) {
-      serveFile(app, url, res).catch((err) => {
-        app.logger.error({ err }, 'file request failed');
-        if (!res.headersSent) res.writeHead(500).end();
-        else res.destroy();
-      });
-      return;
-    }
-    if (url.pathname === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-      return;
-    }
-    void yoga(req, res);
-  });
+  const authLimiter = createAuthLimiter(app.config, app.logger);
+  const yoga = createGraphQLHandler(app, authLimiter);
+  const server = http.createServer(
+    {
+      maxHeaderSize: 16 * 1024,
+      headersTimeout: 15_000,
+      // Uploads may legitimately take long; stalls are cut by the upload idle timeout instead.
+      requestTimeout: app.config.security.requestTimeoutMs,
+    },
+    (req, res) => {
+      res.setHeader('x-content-type-options', 'nosniff');
+      res.setHeader('referrer-policy', 'no-referrer');
+      res.once('finish', () => closeUnreadBody(req, req.socket));
+      const hostHeader = req.headers.host ?? '';
+      if (!VALID_HOST.test(hostHeader) || !URL.canParse(`http://${hostHeader}/`)) {
+        res.writeHead(400, { 'content-type': 'text/plain' }).end('Bad Request: invalid Host header\n');
+        return;
+      }
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (req.method === 'GET' && url.pathname.startsWith('/files/')) {
+        serveFile(app, url, res).catch((err) => {
+          app.logger.error({ err }, 'file request failed');
+          if (!res.headersSent) res.writeHead(500).end();
+          else res.destroy();
+        });
+        return;
+      }
+      if (url.pathname === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+        return;
+      }
+      if (!/^multipart\//i.test(req.headers['content-type'] ?? '')) {
+        const timer = setTimeout(() => req.complete || req.destroy(), BODY_TIMEOUT_MS).unref();
+        res.once('close', () => clearTimeout(timer));
+      }
+      void yoga(req, res);
+    },
+  );
+  server.maxHeadersCount = 100;
 
-  const wss = new WebSocketServer({ server, path: '/graphql' });
+  const wss = new WebSocketServer({
+    server,
+    path: '/graphql',
+    maxPayload: WS_MAX_PAYLOAD,
+    verifyClient: ({ origin, req }: { origin?: string; req: http.IncomingMessage }) => isAllowedOrigin(app.config, origin, req.headers.host),
+  });
   const wsServer = useServer<Record<string, unknown> | undefined, WsExtra>(
     {
-      // A bad token closes the socket at connection_init; no token leaves it open but
-      // every operation then fails as unauthenticated.
+      // Unacknowledged sockets are closed with 4408 after this.
+      connectionInitWaitTimeout: 3_000,
+      // A bad token closes the socket at connection_init (4403); no token leaves it open, and
+      // every operation needing a user then fails as unauthenticated.
       onConnect: async (ctx) => {
         const p = ctx.connectionParams ?? {};
         const header = p.authorization ?? p.Authorization ?? (p.headers as Record<string, unknown> | undefined)?.authorization;
-        ctx.extra.viewer = await authenticate(app, header);
-        if (header && !ctx.extra.viewer) return false;
+        ctx.extra.authorization = header;
         return true;
       },
       onSubscribe: async (ctx, _id, params) => {
@@ -119,16 +211,25 @@ export async function startApiServer(app: AppContext, listen: { host: string; po
           socket: ctx.extra.socket,
           params,
         });
+        let document;
+        try {
+          if (typeof params.query !== 'string') throw new GraphQLError('The query must be a string');
+          document = parse(params.query);
+        } catch (err) {
+          // Answered as an error message; a throw here would close the whole socket.
+          const e = err instanceof GraphQLError ? err : new GraphQLError('The query could not be parsed');
+          return [new GraphQLError(e.message, { extensions: { code: 'GRAPHQL_PARSE_FAILED', ...e.extensions } })];
+        }
+        const errors = validate(schema, document);
+        if (errors.length) return [...errors];
         const args: ExecutionArgs = {
           schema,
           operationName: params.operationName,
-          document: parse(params.query),
+          document,
           variableValues: params.variables,
           contextValue: await contextFactory(),
           rootValue: { execute, subscribe },
         };
-        const errors = validate(args.schema, args.document);
-        if (errors.length) return errors;
         return args;
       },
       execute: (args: any) => args.rootValue.execute(args),
@@ -152,6 +253,7 @@ export async function startApiServer(app: AppContext, listen: { host: string; po
       await wsServer.dispose();
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      authLimiter.close();
     },
   };
 }

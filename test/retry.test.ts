@@ -19,8 +19,11 @@ afterAll(async () => {
 it('retries a failed upload once, fails it for good after two attempts, and goes on with the batch', async () => {
   const api = client(app);
   const { token } = await api.signUp();
-  // The model server errors on its 2nd description request: the 2nd upload's first attempt.
-  model.setBehavior(({ path, n }) => (path === '/api/generate' && n === 2 ? { status: 500, body: { error: 'model crashed' } } : undefined));
+  // The model server errors on its 2nd and 3rd description requests: the 2nd upload's first
+  // attempt and the analyzer's own retry within it, so the attempt as a whole fails.
+  model.setBehavior(({ path, n }) =>
+    path === '/api/generate' && (n === 2 || n === 3) ? { status: 500, body: { error: 'model crashed' } } : undefined,
+  );
   const created = await api.upload(token, [
     { name: 'first.png', data: await images.png({ color: 'red' }) },
     { name: 'flaky.png', data: await images.png({ color: 'blue' }) },

@@ -28,12 +28,14 @@ export async function listUploads(
     .execute();
 }
 
+/** The next upload to work on; none once the batch is no longer PROCESSING (e.g. cancelled). */
 export async function nextUnfinishedUpload(db: Database, batchId: string) {
   return db
     .selectFrom('uploads')
     .selectAll()
     .where('batchId', '=', batchId)
     .where(unfinished)
+    .where((eb) => eb.exists(eb.selectFrom('batches').select('id').where('id', '=', batchId).where('status', '=', 'PROCESSING')))
     .orderBy('position')
     .limit(1)
     .executeTakeFirst();
@@ -67,6 +69,21 @@ export type UploadOutcome =
       height: number;
       format: string;
       thumbnailKey: string;
+      previewKey: string;
+      placeholderHash: string;
+      takenAt: Date | null;
+      cameraMake: string | null;
+      cameraModel: string | null;
+      lensModel: string | null;
+      exposureTime: number | null;
+      fNumber: number | null;
+      iso: number | null;
+      focalLength: number | null;
+      latitude: number | null;
+      longitude: number | null;
+      durationSeconds: number | null;
+      videoCodec: string | null;
+      frameRate: number | null;
       description: string | null;
       embedding: number[] | null;
       analysisStatus: 'COMPLETED' | 'SKIPPED';

@@ -14,11 +14,19 @@ import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import { DETECTION_BYTES, describeUnsupported, detectImageType } from '../services/filetype.ts';
 import type { DetectedType } from '../services/filetype.ts';
 import type { Storage } from '../services/storage.ts';
+import { type InspectionCode, inspectFile } from './inspect.ts';
 
 export type { DetectedType } from '../services/filetype.ts';
 
 export interface FileRejection {
-  code: 'FILE_TOO_LARGE' | 'BATCH_TOO_LARGE' | 'TOO_MANY_FILES' | 'EMPTY_FILE' | 'UNSUPPORTED_TYPE' | 'UPLOAD_INCOMPLETE';
+  code:
+    | 'FILE_TOO_LARGE'
+    | 'BATCH_TOO_LARGE'
+    | 'TOO_MANY_FILES'
+    | 'EMPTY_FILE'
+    | 'UNSUPPORTED_TYPE'
+    | 'UPLOAD_INCOMPLETE'
+    | InspectionCode;
   message: string;
 }
 
@@ -26,6 +34,9 @@ export interface MultipartLimits {
   maxFiles: number;
   maxFileBytes: number;
   maxBatchBytes: number;
+  /** Checked from the header; absent means unchecked here (the worker's sharp limit still applies). */
+  maxImagePixels?: number;
+  maxAnimationFrames?: number;
 }
 
 type ReceivedFileInit = Omit<ReceivedFile, 'claimed'>;
@@ -59,18 +70,39 @@ interface Options {
   storage: Storage;
   limits: MultipartLimits;
   logger?: { warn(obj: object, msg: string): void };
+  /** A request that sends no byte for this long is cut off with 408 (slow-upload attacks). */
+  idleTimeoutMs?: number;
+  /**
+   * The uploading user's id from the request's credentials, or null. When given, anonymous
+   * requests are refused before their body is read, and each user streams at most
+   * `maxConcurrentPerUser` uploads at once.
+   */
+  authorize?: (request: Request) => Promise<string | null>;
+  maxConcurrentPerUser?: number;
 }
 
 type ParseResult = GraphQLParams | GraphQLParams[] | Response;
 
 const FIELD_BYTES = 1024 * 1024;
+// Bytes read but not kept (refused files, skipped parts) allowed per request before reading stops,
+// so an oversized or refused file cannot keep the connection busy. Fields and part headers count too.
+const WASTE_BYTES = 16 * 1024 * 1024;
+const wasteBudget = (limits: MultipartLimits) => Math.min(WASTE_BYTES, limits.maxFileBytes) + 4 * FIELD_BYTES;
+/** The most a request may send: every file kept, plus the waste budget. */
+export const maxRequestBytes = (limits: MultipartLimits) => limits.maxBatchBytes + wasteBudget(limits);
 
 const isMultipart = (request: Request) =>
   request.method === 'POST' && /^multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '');
 
 export function useStreamingMultipart(opts: Options): Plugin {
-  const bodies = new WeakMap<Request, Readable | null>();
+  const bodies = new WeakMap<Request, { body: Readable | null; declaredLength: string | null }>();
   const requestFiles = new WeakMap<Request, ReceivedFile[]>();
+  const streaming = new Map<string, number>();
+  const track = (userId: string, delta: number) => {
+    const n = (streaming.get(userId) ?? 0) + delta;
+    if (n > 0) streaming.set(userId, n);
+    else streaming.delete(userId);
+  };
   return {
     onRequest({ request, serverContext, setRequest, fetchAPI }) {
       if (!isMultipart(request)) return;
@@ -79,26 +111,38 @@ export function useStreamingMultipart(opts: Options): Plugin {
       const body = req instanceof Readable ? req : request.body && Readable.from(request.body, { objectMode: false });
       // Yoga's built-in maxRequestBodySize check reads request.body (consuming the Node request in
       // parallel with busboy) and rejects on content-length; give Yoga a body-less copy instead.
-      // Our own limits bound what is stored.
+      // Our own limits bound what is read and stored.
       const headers = new fetchAPI.Headers(request.headers);
       headers.delete('content-length');
       const bodiless = new fetchAPI.Request(request.url, { method: 'POST', headers, signal: request.signal });
-      bodies.set(bodiless, body);
+      bodies.set(bodiless, { body, declaredLength: request.headers.get('content-length') });
       setRequest(bodiless);
     },
     onRequestParse({ request, setRequestParser, fetchAPI }) {
       if (!isMultipart(request)) return;
       setRequestParser(async () => {
-        const bad = (message: string) =>
-          fetchAPI.Response.json(
-            { errors: [{ message, extensions: { code: 'BAD_MULTIPART_REQUEST' } }] },
-            { status: 400 },
-          );
-        const body = bodies.get(request);
+        const bad: Bad = (message, status = 400, code = 'BAD_MULTIPART_REQUEST') =>
+          fetchAPI.Response.json({ errors: [{ message, extensions: { code } }] }, { status });
+        const { body, declaredLength } = bodies.get(request) ?? { body: null, declaredLength: null };
         if (!body) return bad('Multipart request has no body');
+        // Refused before a byte is read; the server closes the connection instead of draining it.
+        if (Number(declaredLength) > maxRequestBytes(opts.limits)) {
+          return bad(`The request body may be at most ${maxRequestBytes(opts.limits)} bytes`, 413, 'REQUEST_TOO_LARGE');
+        }
+        const userId = opts.authorize ? await opts.authorize(request) : undefined;
+        if (userId === null) return bad('Authentication required: send Authorization: Bearer <token>', 401, 'UNAUTHENTICATED');
+        const max = opts.maxConcurrentPerUser ?? Infinity;
+        if (userId && (streaming.get(userId) ?? 0) >= max) {
+          return bad(`At most ${max} uploads may stream at once; wait for one to finish`, 429, 'TOO_MANY_UPLOADS');
+        }
         const files: ReceivedFile[] = [];
         requestFiles.set(request, files);
-        return parseMultipart(body, request.headers.get('content-type')!, files, opts, bad);
+        if (userId) track(userId, 1);
+        try {
+          return await parseMultipart(body, request.headers.get('content-type')!, files, opts, bad);
+        } finally {
+          if (userId) track(userId, -1);
+        }
       });
     },
     async onResponse({ request }) {
@@ -110,28 +154,48 @@ export function useStreamingMultipart(opts: Options): Plugin {
   };
 }
 
+const MAX_NAME = 255;
+
 /** Client-supplied names are only ever displayed, never used in paths. */
 export function sanitizeFilename(name: string | undefined): string {
   const base = (name ?? '').split(/[/\\]/).pop() ?? '';
   // Control characters, plus bidi overrides that could make "gpj.exe" display as "exe.jpg".
   const stripped = base.replace(/[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, '').trim();
-  const clean = Array.from(stripped).slice(0, 255).join('').trim();
-  return clean || 'unnamed';
+  const chars = Array.from(stripped);
+  if (chars.length <= MAX_NAME) return stripped || 'unnamed';
+  // Shortened from the middle so the extension, which says what the file is, survives.
+  const ext = Array.from(/\.[^.\s]{1,16}$/.exec(stripped)?.[0] ?? '');
+  return chars.slice(0, MAX_NAME - ext.length).join('') + ext.join('');
 }
 
-class BadRequest extends Error {}
+type Bad = (message: string, status?: number, code?: string) => Response;
+
+class BadRequest extends Error {
+  status = 400;
+  code = 'BAD_MULTIPART_REQUEST';
+}
+class RequestTooLarge extends BadRequest {
+  override status = 413;
+  override code = 'REQUEST_TOO_LARGE';
+}
+class UploadTimeout extends BadRequest {
+  override status = 408;
+  override code = 'UPLOAD_TIMEOUT';
+}
 
 async function parseMultipart(
   source: Readable,
   contentType: string,
   files: ReceivedFile[],
-  { storage, limits, logger }: Options,
-  bad: (message: string) => Response,
+  { storage, limits, logger, idleTimeoutMs }: Options,
+  bad: Bad,
 ): Promise<ParseResult> {
   let parser: busboy.Busboy;
   try {
     parser = busboy({
       headers: { 'content-type': contentType },
+      // Browsers send filenames as raw UTF-8; busboy's latin1 default would garble every non-ASCII name.
+      defParamCharset: 'utf8',
       limits: {
         // busboy flags a file as truncated once it reaches fileSize, so +1 lets exactly-max files through.
         fileSize: limits.maxFileBytes + 1,
@@ -145,24 +209,58 @@ async function parseMultipart(
     return bad(`Invalid multipart request: ${(err as Error).message}`);
   }
 
-  const batch: BatchState = { bytes: 0, exceeded: false, tempPaths: new Set() };
   const received = new Map<string, ReceivedFile>();
   const seen = new Set<string>();
   let operations: unknown;
   let map: Map<string, string[]> | undefined;
   let filesLimitHit = false;
   let failure: Error | undefined;
+  let stopped = false;
   let queue = Promise.resolve();
+  let bodyBytes = 0;
+  let idleTimer: NodeJS.Timeout | undefined;
+  const maxBody = maxRequestBytes(limits);
 
+  const maxWaste = wasteBudget(limits);
+  const batch: BatchState = { bytes: 0, exceeded: false, tempPaths: new Set() };
   await new Promise<void>((resolve) => {
-    const fail = (err: Error) => {
-      if (failure) return;
-      failure = err;
+    // The rest of the body is left unread; the server closes the connection after the response.
+    const detach = () => {
+      clearTimeout(idleTimer);
+      source.off('data', onData);
       source.unpipe(parser);
+      source.pause();
       parser.destroy();
-      source.resume(); // discard the rest so the connection can still carry the 400
       resolve();
     };
+    const fail = (err: Error) => {
+      if (failure || stopped) return;
+      failure = err;
+      detach();
+    };
+    // Enough was thrown away: answer for the files read so far instead of reading on.
+    const stop = () => {
+      if (failure || stopped) return;
+      stopped = true;
+      detach();
+    };
+    const armIdleTimer = () => {
+      clearTimeout(idleTimer);
+      if (!idleTimeoutMs) return;
+      idleTimer = setTimeout(() => {
+        // Paused means we are applying backpressure: the client is not the slow one.
+        if (source.isPaused()) armIdleTimer();
+        else fail(new UploadTimeout(`No data received for ${idleTimeoutMs / 1000}s; upload abandoned`));
+      }, idleTimeoutMs);
+    };
+    function onData(chunk: Buffer) {
+      bodyBytes += chunk.length;
+      if (bodyBytes > maxBody) fail(new RequestTooLarge(`The request body may be at most ${maxBody} bytes`));
+      else if (bodyBytes - batch.bytes > maxWaste) stop();
+      else armIdleTimer();
+    }
+    source.on('data', onData);
+    armIdleTimer();
     parser.on('field', (name, value, info) => {
       try {
         if (name === 'operations') {
@@ -194,16 +292,21 @@ async function parseMultipart(
       seen.add(name);
       // Chained so files are handled strictly in arrival order; busboy holds later parts meanwhile.
       queue = queue.then(() =>
-        receiveFile(stream, info, storage, limits, batch).then(
-          (file) => void received.set(name, file),
-          (err: Error) => fail(err),
-        ),
+        stopped
+          ? undefined
+          : receiveFile(stream, info, storage, limits, batch).then(
+              (file) => void received.set(name, file),
+              (err: Error) => fail(err),
+            ),
       );
     });
     parser.on('filesLimit', () => (filesLimitHit = true));
     parser.on('partsLimit', () => (filesLimitHit = true));
     parser.on('error', (err) => fail(new BadRequest(`Malformed multipart body: ${(err as Error).message}`)));
-    parser.on('finish', resolve);
+    parser.on('finish', () => {
+      clearTimeout(idleTimer);
+      resolve();
+    });
     finished(source).catch((err: Error) => fail(err));
     source.pipe(parser);
   });
@@ -219,7 +322,7 @@ async function parseMultipart(
     // Everything received so far goes, accepted or not: the request as a whole failed.
     await Promise.all([...batch.tempPaths].map((p) => rm(p, { force: true })));
     logger?.warn({ err: failure }, 'multipart request rejected');
-    return bad(failure instanceof BadRequest ? failure.message : 'Upload aborted or unreadable');
+    return failure instanceof BadRequest ? bad(failure.message, failure.status, failure.code) : bad('Upload aborted or unreadable');
   }
 
   const entries = [...map!].map(([name, paths]) => {
@@ -234,7 +337,9 @@ async function parseMultipart(
         detected: null,
         rejection: filesLimitHit
           ? { code: 'TOO_MANY_FILES', message: `At most ${limits.maxFiles} files per request` }
-          : { code: 'UPLOAD_INCOMPLETE', message: `No file was received for "${name}"` },
+          : stopped
+            ? { code: 'UPLOAD_INCOMPLETE', message: `Not read: the request stopped being read after ${maxWaste} bytes of refused data` }
+            : { code: 'UPLOAD_INCOMPLETE', message: `No file was received for "${name}"` },
       });
     files.push(file); // from here on, onResponse deletes it unless claimed
     return { file, paths };
@@ -255,6 +360,8 @@ interface BatchState {
   tempPaths: Set<string>;
 }
 
+const SVG = /<svg[\s>]/i;
+
 async function receiveFile(
   stream: Readable & { truncated?: boolean },
   info: FileInfo,
@@ -272,7 +379,11 @@ async function receiveFile(
     new ReceivedFile({ ...base, tempPath: null, byteSize: size, sha256: '', detected: null, rejection });
 
   if (batch.exceeded) {
-    for await (const chunk of stream) size += (chunk as Buffer).length;
+    try {
+      for await (const chunk of stream) size += (chunk as Buffer).length;
+    } catch {
+      // cut off because the request stopped being read: still refused for the batch size
+    }
     return rejected(batchRejection);
   }
 
@@ -298,7 +409,9 @@ async function receiveFile(
     head.length = 0;
     detected = await detectImageType(buf);
     if (detected) return buf;
-    reject({ code: 'UNSUPPORTED_TYPE', message: `Not a supported image: ${await describeUnsupported(buf)}` });
+    // SVG is XML that browsers run scripts in; sharp would even render it. Say so plainly.
+    const what = SVG.test(buf.toString('latin1')) ? 'detected image/svg+xml, which can carry scripts' : await describeUnsupported(buf);
+    reject({ code: 'UNSUPPORTED_TYPE', message: `Not a supported image: ${what}` });
     return null;
   };
 
@@ -309,7 +422,7 @@ async function receiveFile(
         let headBytes = 0;
         for await (const chunk of chunks) {
           size += chunk.length;
-          if (rejection) continue; // keep draining so busboy reaches the next part
+          if (rejection) continue; // keep draining so busboy reaches the next part (within the waste budget)
           if (stream.truncated) {
             reject(tooLarge());
             continue;
@@ -345,12 +458,21 @@ async function receiveFile(
   } catch (err) {
     await rm(tempPath, { force: true });
     batch.tempPaths.delete(tempPath);
+    // A refused file whose remaining bytes were cut off is still refused for its own reason.
+    if (rejection) return rejected(rejection);
     throw err;
   }
 
+  rejection ??=
+    detected &&
+    (await inspectFile(tempPath, size, detected, {
+      maxImagePixels: limits.maxImagePixels ?? Infinity,
+      maxAnimationFrames: limits.maxAnimationFrames ?? Infinity,
+    }));
   if (rejection) {
     await rm(tempPath, { force: true });
     batch.tempPaths.delete(tempPath);
+    batch.bytes -= kept;
     return rejected(rejection);
   }
   return new ReceivedFile({ ...base, tempPath, byteSize: size, sha256: hash.digest('hex'), detected, rejection: null });

@@ -1,8 +1,40 @@
 import type { AppContext } from '../context.ts';
 import type { UploadOutcome, UploadRow } from '../db/uploads.ts';
-import { createThumbnail } from '../services/media.ts';
+import { analyzeMedia, type Analysis } from '../services/analyzer.ts';
+import { type CaptureMetadata, readExif } from '../services/exif.ts';
+import { modelImageOf, type Renditions, renderFrame, renderImage } from '../services/media.ts';
+import { extractPosterFrames, probeVideo } from '../services/video.ts';
 
-export type FileStage = 'started' | 'thumbnail' | 'metadata' | 'describing' | 'embedding' | 'retrying' | 'completed' | 'failed';
+export type FileStage =
+  | 'started'
+  | 'thumbnail'
+  | 'metadata'
+  | 'describing'
+  | 'embedding'
+  | 'indexing'
+  | 'retrying'
+  | 'completed'
+  | 'failed';
+
+type Completed = Extract<UploadOutcome, { status: 'COMPLETED' }>;
+type OnStage = (stage: FileStage, percent: number) => Promise<unknown>;
+
+// Relative cost of each step, so `percent` is the share of this upload's work already done.
+// Which steps run is known up front (analysis only with a model server), so the shares are exact.
+const WEIGHT = { thumbnail: 40, metadata: 5, describing: 40, embedding: 10, indexing: 5 } as const;
+type Step = keyof typeof WEIGHT;
+
+/** Percent done as each planned step starts. */
+function plan(steps: Step[]): Record<Step, number> {
+  const total = steps.reduce((sum, s) => sum + WEIGHT[s], 0);
+  const at = {} as Record<Step, number>;
+  let done = 0;
+  for (const s of steps) {
+    at[s] = Math.round((done * 100) / total);
+    done += WEIGHT[s];
+  }
+  return at;
+}
 
 /**
  * One attempt at turning an upload's original into its renditions, metadata and
@@ -11,35 +43,100 @@ export type FileStage = 'started' | 'thumbnail' | 'metadata' | 'describing' | 'e
 export async function runPipeline(
   ctx: AppContext,
   row: UploadRow,
-  { signal, onStage: fileEvent }: { signal: AbortSignal; onStage: (stage: FileStage, percent: number) => Promise<unknown> },
-): Promise<Extract<UploadOutcome, { status: 'COMPLETED' }>> {
+  { signal, onStage }: { signal: AbortSignal; onStage: OnStage },
+): Promise<Completed> {
   if (!(await ctx.storage.exists(row.originalKey))) {
     throw new Error('The original file is missing from storage');
   }
   const original = ctx.storage.resolve(row.originalKey);
+  const analyzer = ctx.analyzer;
+  const at = plan(analyzer ? ['thumbnail', 'metadata', 'describing', 'embedding', 'indexing'] : ['thumbnail', 'metadata', 'indexing']);
 
-  await fileEvent('thumbnail', 10);
-  const media = await createThumbnail(original, { signal });
-  const thumbnailKey = `thumbnails/${row.userId}/${row.id}.webp`;
-  await ctx.storage.put(thumbnailKey, media.thumbnail.data);
-  await fileEvent('metadata', 40);
-
-  let analysis: { description: string; embedding: number[] } | null = null;
-  if (ctx.analyzer) {
-    await fileEvent('describing', 50);
-    analysis = await ctx.analyzer.analyze(original, {
-      signal,
-      onStage: (stage, percent) => void fileEvent(stage, 50 + Math.round(percent * 0.45)),
-    });
-  }
-  return {
-    status: 'COMPLETED',
-    width: media.width,
-    height: media.height,
-    format: media.format,
-    thumbnailKey,
-    description: analysis?.description ?? null,
-    embedding: analysis?.embedding ?? null,
-    analysisStatus: analysis ? 'COMPLETED' : 'SKIPPED',
+  const written: string[] = [];
+  const put = async (key: string, data: Buffer) => {
+    written.push(key);
+    await ctx.storage.put(key, data);
   };
+  try {
+    await onStage('thumbnail', at.thumbnail);
+    const media = row.mimeType.startsWith('video/')
+      ? await video(ctx, original, !!analyzer, signal)
+      : await image(original, !!analyzer, signal);
+    const thumbnailKey = `thumbnails/${row.userId}/${row.id}.webp`;
+    const previewKey = `previews/${row.userId}/${row.id}.${media.preview.format === 'jpeg' ? 'jpg' : 'webp'}`;
+    await Promise.all([put(thumbnailKey, media.thumbnail.data), put(previewKey, media.preview.data)]);
+
+    await onStage('metadata', at.metadata);
+    const metadata = await media.metadata();
+
+    let analysis: Analysis | null = null;
+    if (analyzer) {
+      const from = at.describing;
+      const span = at.indexing - from;
+      analysis = await analyzeMedia(
+        analyzer,
+        { images: media.modelImages, kind: media.video ? 'video' : 'image' },
+        { signal, onStage: (stage, done) => onStage(stage, from + Math.round(done * span)) },
+      );
+    }
+    // The row's search document is rebuilt as the outcome is written, right after this.
+    await onStage('indexing', at.indexing);
+    return {
+      status: 'COMPLETED',
+      width: media.width,
+      height: media.height,
+      format: media.format,
+      thumbnailKey,
+      previewKey,
+      placeholderHash: media.placeholderHash,
+      ...metadata,
+      durationSeconds: media.video?.durationSeconds ?? null,
+      videoCodec: media.video?.codec ?? null,
+      frameRate: media.video?.frameRate ?? null,
+      description: analysis?.description ?? null,
+      embedding: analysis?.embedding ?? null,
+      analysisStatus: analysis ? 'COMPLETED' : 'SKIPPED',
+    };
+  } catch (err) {
+    // A failed attempt leaves nothing behind; a successful retry writes the same keys anew.
+    await ctx.storage.remove(...written).catch(() => {});
+    throw err;
+  }
+}
+
+interface Rendered extends Renditions {
+  width: number;
+  height: number;
+  format: string;
+  modelImages: Buffer[];
+  metadata: () => Promise<CaptureMetadata>;
+  video?: { durationSeconds: number | null; codec: string; frameRate: number | null };
+}
+
+async function image(file: string, wantModelImage: boolean, signal: AbortSignal): Promise<Rendered> {
+  const r = await renderImage(file, { signal, modelImage: wantModelImage });
+  return { ...r, modelImages: r.modelImage ? [r.modelImage] : [], metadata: () => readExif(r.exif) };
+}
+
+async function video(ctx: AppContext, file: string, wantModelImages: boolean, signal: AbortSignal): Promise<Rendered> {
+  const tools = ctx.config.media;
+  const probe = await probeVideo(file, tools, signal);
+  const frames = await extractPosterFrames(file, probe, tools, signal);
+  const r = await renderFrame(frames.poster, { signal, modelImage: wantModelImages });
+  const extra = wantModelImages ? await Promise.all(frames.frames.slice(1).map(modelImageOf)) : [];
+  return {
+    ...r,
+    width: probe.width,
+    height: probe.height,
+    format: formatOf(file),
+    modelImages: r.modelImage ? [r.modelImage, ...extra] : [],
+    metadata: async () => probe.metadata,
+    video: { durationSeconds: probe.durationSeconds, codec: probe.codec, frameRate: probe.frameRate },
+  };
+}
+
+const VIDEO_FORMATS: Record<string, string> = { mp4: 'mp4', m4v: 'mp4', mov: 'mov', webm: 'webm', mkv: 'mkv', avi: 'avi' };
+function formatOf(file: string) {
+  const ext = file.slice(file.lastIndexOf('.') + 1).toLowerCase();
+  return VIDEO_FORMATS[ext] ?? ext;
 }

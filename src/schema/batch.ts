@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import type { GraphQLContext } from '../context.ts';
 import { adjustBatchCounts, type BatchRow, cancelBatch, findBatch, insertBatch, listBatches, lockBatch } from '../db/batches.ts';
+import { findContentOwners, lockOwnerContent } from '../db/duplicates.ts';
 import { insertUploads, listUploads, requeueFailedUploads } from '../db/uploads.ts';
 import type { ReceivedFile } from '../http/multipart.ts';
 import { enqueueProcessBatch } from '../jobs/contract.ts';
@@ -9,6 +10,7 @@ import { emitProgress } from '../services/progress.ts';
 import { builder } from './builder.ts';
 import { AppError, ErrorInterface, requireViewer } from './error.ts';
 import { UploadRef } from './upload.ts';
+import { DuplicateFileRef, type DuplicateFileShape } from './upload-media.ts';
 
 export const BatchRef = builder.objectRef<BatchRow>('Batch');
 
@@ -112,23 +114,36 @@ const RejectedFile = builder.objectRef<RejectedFileShape>('RejectedFile').implem
 
 class NoAcceptableFilesError extends AppError {
   readonly rejectedFiles: RejectedFileShape[];
-  constructor(rejectedFiles: RejectedFileShape[]) {
-    super('NO_ACCEPTABLE_FILES', rejectedFiles.length ? 'None of the files could be accepted' : 'No files were sent');
+  readonly duplicates: DuplicateFileShape[];
+  constructor(rejectedFiles: RejectedFileShape[], duplicates: DuplicateFileShape[] = []) {
+    super(
+      'NO_ACCEPTABLE_FILES',
+      rejectedFiles.length ? 'None of the files could be accepted' : duplicates.length ? 'Every file is already uploaded' : 'No files were sent',
+    );
     this.rejectedFiles = rejectedFiles;
+    this.duplicates = duplicates;
   }
 }
 builder.objectType(NoAcceptableFilesError, {
   name: 'NoAcceptableFilesError',
   interfaces: [ErrorInterface],
-  fields: (t) => ({ rejectedFiles: t.field({ type: [RejectedFile], resolve: (e) => e.rejectedFiles }) }),
+  fields: (t) => ({
+    rejectedFiles: t.field({ type: [RejectedFile], resolve: (e) => e.rejectedFiles }),
+    duplicates: t.field({ type: [DuplicateFileRef], resolve: (e) => e.duplicates }),
+  }),
 });
 
-type CreateBatchSuccessShape = { batch: BatchRow; rejectedFiles: RejectedFileShape[] };
+type CreateBatchSuccessShape = { batch: BatchRow; rejectedFiles: RejectedFileShape[]; duplicates: DuplicateFileShape[] };
 const CreateBatchSuccess = builder.objectRef<CreateBatchSuccessShape>('CreateBatchSuccess').implement({
   isTypeOf: (o) => typeof o === 'object' && o !== null && 'batch' in o && 'rejectedFiles' in o,
   fields: (t) => ({
     batch: t.field({ type: BatchRef, resolve: (r) => r.batch }),
     rejectedFiles: t.field({ type: [RejectedFile], resolve: (r) => r.rejectedFiles }),
+    duplicates: t.field({
+      type: [DuplicateFileRef],
+      description: 'Files the viewer already has: reported with the existing upload, not added to the batch.',
+      resolve: (r) => r.duplicates,
+    }),
   }),
 });
 
@@ -151,42 +166,55 @@ async function createBatch(ctx: GraphQLContext, files: ReceivedFile[]): Promise<
   const accepted = files.filter((f) => !f.rejection && f.tempPath && f.detected);
   if (accepted.length === 0) throw new NoAcceptableFilesError(rejectedFiles);
 
-  // Files move into place before the rows exist, so the job never meets a row without its file.
-  const rows = accepted.map((f, position) => {
-    const id = randomUUID();
-    return {
-      file: f,
-      row: {
+  const stored: string[] = [];
+  try {
+    const { batch, duplicates } = await ctx.db.transaction().execute(async (trx) => {
+      // Content the viewer already has, or that came earlier in this request, is not stored again.
+      await lockOwnerContent(trx, viewer.id);
+      const owners = await findContentOwners(trx, viewer.id, accepted.map((f) => f.sha256));
+      const duplicates: DuplicateFileShape[] = [];
+      const fresh: { file: ReceivedFile; id: string }[] = [];
+      for (const file of accepted) {
+        const existing = owners.get(file.sha256);
+        if (existing) {
+          duplicates.push({ filename: file.filename, existingUploadId: existing, userId: viewer.id });
+          continue;
+        }
+        const id = randomUUID();
+        owners.set(file.sha256, id);
+        fresh.push({ file, id });
+      }
+      if (fresh.length === 0) throw new NoAcceptableFilesError(rejectedFiles, duplicates);
+
+      const rows = fresh.map(({ file: f, id }, position) => ({
         id,
         userId: viewer.id,
         position,
         filename: f.filename,
         mimeType: f.detected!.mime,
         byteSize: f.byteSize,
+        sha256: Buffer.from(f.sha256, 'hex'),
         originalKey: `originals/${viewer.id}/${id}.${f.detected!.ext}`,
-      },
-    };
-  });
-  await Promise.all(
-    rows.map(async ({ file, row }) => {
-      await ctx.storage.commit(file.tempPath!, row.originalKey);
-      file.claimed = true;
-    }),
-  );
-
-  try {
-    const batch = await ctx.db.transaction().execute(async (trx) => {
+      }));
+      // Files move into place before the rows exist, so the job never meets a row without its file.
+      await Promise.all(
+        fresh.map(async ({ file }, i) => {
+          await ctx.storage.commit(file.tempPath!, rows[i]!.originalKey);
+          stored.push(rows[i]!.originalKey);
+          file.claimed = true;
+        }),
+      );
       const batch = await insertBatch(trx, { userId: viewer.id, totalUploads: rows.length });
       await insertUploads(
         trx,
-        rows.map(({ row }) => ({ ...row, batchId: batch.id })),
+        rows.map((row) => ({ ...row, batchId: batch.id })),
       );
       await enqueueProcessBatch(trx, { batchId: batch.id });
-      return batch;
+      return { batch, duplicates };
     });
-    return { batch, rejectedFiles };
+    return { batch, rejectedFiles, duplicates };
   } catch (err) {
-    await ctx.storage.remove(...rows.map(({ row }) => row.originalKey));
+    await ctx.storage.remove(...stored);
     throw err;
   }
 }

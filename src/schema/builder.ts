@@ -1,8 +1,11 @@
 import SchemaBuilder from '@pothos/core';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
+import { GraphQLError } from 'graphql';
 import type { GraphQLContext } from '../context.ts';
 import type { ReceivedFile } from '../http/multipart.ts';
+
+const MAX_NODE_IDS = 100;
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -17,6 +20,15 @@ export const builder = new SchemaBuilder<{
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',
+    // Each id costs a query, and a variable list could carry tens of thousands of them.
+    nodesQueryOptions: {
+      resolve: (_root, { ids }, _ctx, _info, resolveNodes) => {
+        if (ids.length > MAX_NODE_IDS) {
+          throw new GraphQLError(`At most ${MAX_NODE_IDS} ids per nodes query`, { extensions: { code: 'BAD_USER_INPUT' } });
+        }
+        return resolveNodes(ids);
+      },
+    },
   },
   errors: {
     directResult: true,

@@ -5,6 +5,8 @@ import './error.ts';
 import './user.ts';
 import './batch.ts';
 import './upload.ts';
+import './upload-media.ts';
+import './search.ts';
 import './progress.ts';
 
 export const schema = lexicographicSortSchema(builder.toSchema());

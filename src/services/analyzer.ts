@@ -1,14 +1,25 @@
-import sharp from 'sharp';
+import { setTimeout as delay } from 'node:timers/promises';
 
-export interface AnalyzerConfig { url: string; visionModel: string; embedModel: string; timeoutMs: number }
-export interface Analysis { description: string; embedding: number[] }
 export type AnalysisStage = 'describing' | 'embedding';
-export interface AnalyzeOptions {
-  signal?: AbortSignal;
-  /** percent is of the whole analysis; describing dominates because the vision model is slow. */
-  onStage?: (stage: AnalysisStage, percent: number) => void;
+export interface Analysis { description: string; embedding: number[] }
+export interface DescribeInput {
+  /** JPEGs: one for a photo, a few frames in order for a video. */
+  images: Buffer[];
+  kind: 'image' | 'video';
 }
-export interface Analyzer { analyze(imagePath: string, opts?: AnalyzeOptions): Promise<Analysis> }
+export interface CallOptions { signal?: AbortSignal }
+
+/**
+ * A model provider: one request per call, no retries or checks of its own. Those are the
+ * same for every provider and live in analyzeMedia. A failure worth repeating is an
+ * AnalysisError with retryable set.
+ */
+export interface Analyzer {
+  /** For logs and docs, e.g. "ollama llava + nomic-embed-text". */
+  readonly name: string;
+  describe(input: DescribeInput, opts?: CallOptions): Promise<unknown>;
+  embed(text: string, opts?: CallOptions): Promise<unknown>;
+}
 
 export class AnalysisError extends Error {
   override name = 'AnalysisError';
@@ -19,77 +30,47 @@ export class AnalysisError extends Error {
   }
 }
 
-const PROMPT =
-  'Describe this photo in two to four plain sentences: the main subject, the setting, notable objects, ' +
-  'colours, lighting and any clearly legible text. State only what is visible; do not guess names, ' +
-  'speculate, or add commentary or preamble.';
-const MAX_DESCRIPTION_CHARS = 2000;
-// Vision models see ~1 MP at most; sending the original only costs bandwidth and memory.
-const MODEL_IMAGE_SIZE = 1024;
-
-export function createOllamaAnalyzer(config: AnalyzerConfig): Analyzer {
-  const base = config.url.replace(/\/+$/, '');
-
-  async function post(path: string, body: unknown, signal: AbortSignal | undefined): Promise<any> {
-    const timeout = AbortSignal.timeout(config.timeoutMs);
-    try {
-      const res = await fetch(`${base}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-      });
-      if (!res.ok) throw new AnalysisError(`${path} returned HTTP ${res.status}${await errorDetail(res)}`, true);
-      return await res.json().catch((err: unknown) => {
-        throw new AnalysisError(`${path} returned invalid JSON`, true, { cause: err });
-      });
-    } catch (err) {
-      // The caller cancelling is not a model failure: surface its reason untouched.
-      if (signal?.aborted) throw signal.reason;
-      if (err instanceof AnalysisError) throw err;
-      if (timeout.aborted) throw new AnalysisError(`${path} timed out after ${config.timeoutMs} ms`, true, { cause: err });
-      throw new AnalysisError(`${path} request failed: ${networkReason(err)}`, true, { cause: err });
-    }
-  }
-
-  return {
-    async analyze(imagePath, opts = {}) {
-      const { signal, onStage } = opts;
-      signal?.throwIfAborted();
-      onStage?.('describing', 0);
-      const image = await modelImage(imagePath);
-      signal?.throwIfAborted();
-
-      const generated = await post(
-        '/api/generate',
-        { model: config.visionModel, prompt: PROMPT, images: [image.toString('base64')], stream: false },
-        signal,
-      );
-      const description = checkDescription(generated?.response);
-
-      onStage?.('embedding', 90);
-      const embedded = await post('/api/embed', { model: config.embedModel, input: description }, signal);
-      const embedding = checkEmbedding(embedded?.embeddings?.[0]);
-      onStage?.('embedding', 100);
-      return { description, embedding };
-    },
-  };
+export interface AnalyzeOptions extends CallOptions {
+  /** Called as each step starts, with the share (0–1) of the analysis already done. */
+  onStage?: (stage: AnalysisStage, done: number) => unknown;
+  /** Pause before the single retry of a step. */
+  retryDelayMs?: number;
 }
 
-async function modelImage(imagePath: string): Promise<Buffer> {
+// The vision model's answer takes most of the time; embedding a sentence is quick.
+const DESCRIBE_SHARE = 0.8;
+
+/** Describes, then embeds the description; each step is retried once on a retryable failure. */
+export async function analyzeMedia(analyzer: Analyzer, input: DescribeInput, opts: AnalyzeOptions = {}): Promise<Analysis> {
+  const { signal, onStage, retryDelayMs = 250 } = opts;
+  signal?.throwIfAborted();
+  await onStage?.('describing', 0);
+  const description = await once(() => analyzer.describe(input, { signal }).then(checkDescription), signal, retryDelayMs);
+  await onStage?.('embedding', DESCRIBE_SHARE);
+  const embedding = await once(() => analyzer.embed(description, { signal }).then(checkEmbedding), signal, retryDelayMs);
+  return { description, embedding };
+}
+
+/** A search query's vector, or null when the model cannot give one now: search then falls back to text. */
+export async function embedQuery(analyzer: Analyzer, query: string, opts: CallOptions = {}): Promise<number[] | null> {
   try {
-    return await sharp(imagePath, { failOn: 'error', limitInputPixels: 100_000_000, autoOrient: true, animated: false })
-      .timeout({ seconds: 60 })
-      .resize(MODEL_IMAGE_SIZE, MODEL_IMAGE_SIZE, { fit: 'inside', withoutEnlargement: true })
-      // JPEG has no alpha; sharp would otherwise flatten transparency to black.
-      .flatten({ background: '#ffffff' })
-      .jpeg({ quality: 85 })
-      .toBuffer();
-  } catch (err) {
-    const first = (err instanceof Error ? err.message : String(err)).split('\n')[0];
-    throw new AnalysisError(`Could not prepare image for analysis: ${first}`, false, { cause: err });
+    return checkEmbedding(await analyzer.embed(query, opts));
+  } catch {
+    return null;
   }
 }
+
+async function once<T>(step: () => Promise<T>, signal: AbortSignal | undefined, retryDelayMs: number): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    if (signal?.aborted || !(err instanceof AnalysisError) || !err.retryable) throw err;
+    await delay(retryDelayMs, undefined, { signal });
+    return step();
+  }
+}
+
+const MAX_DESCRIPTION_CHARS = 2000;
 
 /** Rejects the classic failure modes of small vision models: silence, loops and token soup. */
 export function checkDescription(value: unknown): string {
@@ -107,6 +88,9 @@ function descriptionProblem(text: string): string | undefined {
   if (letters / nonSpace < 0.5) return 'gibberish';
   const words = text.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? [];
   if (words.length < 3) return 'too short';
+  // Words no language has: long runs without vowels, or one "word" that is most of the text.
+  const odd = words.filter((w) => w.length > 25 || (w.length >= 6 && /^[a-z]+$/.test(w) && !/[aeiouy]/.test(w)));
+  if (odd.length / words.length > 0.3) return 'gibberish';
   // A phrase of 1–4 words repeated until it covers most of the text is a generation loop.
   for (let n = 1; n <= 4; n++) {
     const counts = new Map<string, number>();
@@ -122,23 +106,14 @@ function descriptionProblem(text: string): string | undefined {
   return undefined;
 }
 
-function checkEmbedding(value: unknown): number[] {
-  if (!Array.isArray(value) || value.length === 0 || !value.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+export function checkEmbedding(value: unknown): number[] {
+  if (
+    !Array.isArray(value) ||
+    value.length === 0 ||
+    !value.every((x) => typeof x === 'number' && Number.isFinite(x)) ||
+    value.every((x) => x === 0)
+  ) {
     throw new AnalysisError('Model returned an invalid embedding', true);
   }
   return value;
-}
-
-async function errorDetail(res: Response): Promise<string> {
-  const text = await res.text().catch(() => '');
-  try {
-    const parsed = JSON.parse(text);
-    if (typeof parsed?.error === 'string') return `: ${parsed.error}`;
-  } catch {}
-  return text ? `: ${text.slice(0, 200)}` : '';
-}
-
-function networkReason(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
-  return cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
 }

@@ -26,7 +26,7 @@ export function bearerToken(header: string | null | undefined) {
   return m?.[1];
 }
 
-export type FileKind = 'thumbnail';
+export type FileKind = 'thumbnail' | 'preview';
 
 /**
  * File URLs are signed and expire, so an <img> can load them without a header while

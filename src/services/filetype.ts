@@ -1,17 +1,21 @@
 import { fileTypeFromBuffer } from 'file-type';
 
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'avif' | 'tiff' | 'heif';
+export type VideoFormat = 'mp4' | 'mov' | 'webm' | 'mkv' | 'avi';
+export type MediaFormat = ImageFormat | VideoFormat;
 
 export interface DetectedType {
   mime: string;
   ext: string;
-  format: ImageFormat;
+  format: MediaFormat;
+  /** Videos are decoded by ffmpeg, not sharp: header checks meant for images do not apply. */
+  kind: 'image' | 'video';
 }
 
 /** How many leading bytes detection needs (file-type's own sample size). */
 export const DETECTION_BYTES = 4100;
 
-const FORMAT_BY_MIME: Record<string, ImageFormat> = {
+const FORMAT_BY_MIME: Record<string, MediaFormat> = {
   'image/jpeg': 'jpeg',
   'image/png': 'png',
   'image/apng': 'png',
@@ -21,13 +25,24 @@ const FORMAT_BY_MIME: Record<string, ImageFormat> = {
   'image/tiff': 'tiff',
   'image/heic': 'heif',
   'image/heif': 'heif',
+  'image/heic-sequence': 'heif',
+  'image/heif-sequence': 'heif',
+  'video/mp4': 'mp4',
+  'video/x-m4v': 'mp4',
+  'video/quicktime': 'mov',
+  'video/webm': 'webm',
+  'video/matroska': 'mkv',
+  'video/x-matroska': 'mkv',
+  'video/vnd.avi': 'avi',
+  'video/x-msvideo': 'avi',
 };
 
-/** Identifies an accepted image format from its magic bytes alone; null for anything else. */
+/** Identifies an accepted image or video format from its magic bytes alone; null for anything else. */
 export async function detectImageType(head: Uint8Array): Promise<DetectedType | null> {
   const result = await fileTypeFromBuffer(head);
   const format = result && FORMAT_BY_MIME[result.mime];
-  return result && format ? { mime: result.mime, ext: result.ext, format } : null;
+  if (!result || !format) return null;
+  return { mime: result.mime, ext: result.ext, format, kind: result.mime.startsWith('video/') ? 'video' : 'image' };
 }
 
 /** A human-readable reason for refusing content that detectImageType did not accept. */

@@ -53,13 +53,14 @@ describe('cancelBatch', () => {
 
 describe('retryFailedUploads', () => {
   it('re-queues only the failed uploads with fresh attempts and keeps counts exact', async () => {
-    // Upload 2 of 4 gets nothing but errors from the model server, twice: it fails for good.
+    // Upload 2 of 4 gets nothing but errors from the model server in both attempts (each
+    // attempt asks twice: the analyzer retries once within its stage): it fails for good.
     let failing = true;
     let n = 0;
     model.setBehavior(({ path }) => {
       if (path !== '/api/generate') return undefined;
       n++;
-      return failing && (n === 2 || n === 3) ? { status: 503, body: { error: 'overloaded' } } : { status: 200, body: { response: DEFAULT_DESCRIPTION } };
+      return failing && n >= 2 && n <= 5 ? { status: 503, body: { error: 'overloaded' } } : { status: 200, body: { response: DEFAULT_DESCRIPTION } };
     });
     const { token } = await api.signUp();
     const batch = await uploadBatch(api, token, 4);

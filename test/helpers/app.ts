@@ -33,6 +33,8 @@ export async function startTestApp(opts: TestAppOptions = {}) {
     STORAGE_DIR: storageDir,
     WORKER_CONCURRENCY: '1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // Test apps share one Redis and one client address: keep their sign-in counts apart.
+    RATE_LIMIT_PREFIX: `darkroom-test:${path.basename(storageDir)}`,
     ...opts.env,
   };
   const config = loadConfig(env);

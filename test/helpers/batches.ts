@@ -14,14 +14,20 @@ export function slowModel(model: ModelServer, ms: number) {
   );
 }
 
+// Counts files across calls, so batches of the same user never repeat content.
+let filesMade = 0;
+
 /** Uploads `n` small distinct PNGs as one batch; returns the batch's global and database ids. */
 export async function uploadBatch(api: ReturnType<typeof makeClient>, token: string, n: number) {
   const colors = ['red', 'green', 'blue', 'white', 'black'] as const;
+  const first = filesMade;
+  filesMade += n;
   const files = await Promise.all(
     Array.from({ length: n }, async (_, i) => ({
       name: `photo-${String(i).padStart(3, '0')}.png`,
-      // Sizes differ so every file's content (and checksum) is distinct.
-      data: await images.png({ width: 40 + i, height: 30 + (i % 7), color: colors[i % colors.length] }),
+      // Sizes differ so every file's content (and checksum) is distinct: createBatch
+      // reports content the user already has as a duplicate instead of storing it again.
+      data: await images.png({ width: 40 + first + i, height: 30 + (i % 7), color: colors[i % colors.length] }),
     })),
   );
   const r = await api.upload(token, files);

@@ -32,7 +32,8 @@ export function client(app: { graphqlUrl: string; wsUrl: string }) {
     const res = await fetch(app.graphqlUrl, {
       method: 'POST',
       body: form,
-      headers: token ? { authorization: `Bearer ${token}` } : {},
+      // Multipart is a "simple" request; the server requires this header so browsers must preflight it.
+      headers: { 'x-graphql-yoga-csrf': '1', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     });
     return { status: res.status, ...((await res.json()) as FormattedExecutionResult<ReturnType<NonNullable<typeof CreateBatch.__apiType>>>) };
   }
@@ -58,6 +59,7 @@ export function client(app: { graphqlUrl: string; wsUrl: string }) {
 
   /** The same over Server-Sent Events. */
   async function subscribeSse<R, V>(doc: TypedDocumentNode<R, V>, variables: V, token?: string, timeoutMs = 30_000) {
+    const controller = new AbortController();
     const res = await fetch(app.graphqlUrl, {
       method: 'POST',
       headers: {
@@ -66,7 +68,7 @@ export function client(app: { graphqlUrl: string; wsUrl: string }) {
         ...(token ? { authorization: `Bearer ${token}` } : {}),
       },
       body: JSON.stringify({ query: print(doc), variables }),
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: AbortSignal.any([controller.signal, AbortSignal.timeout(timeoutMs)]),
     });
     async function* events(): AsyncGenerator<FormattedExecutionResult<R>> {
       const decoder = new TextDecoderStream();
@@ -84,13 +86,13 @@ export function client(app: { graphqlUrl: string; wsUrl: string }) {
         }
       }
     }
-    return collect<R>(events(), timeoutMs, async () => {});
+    return collect<R>(events(), timeoutMs, () => controller.abort());
   }
 
   return { request, upload, signUp, subscribeWs, subscribeSse };
 }
 
-/** A running subscription: `events` fills as they arrive, `done` settles when it completes. */
+/** A running subscription: `events` fills as they arrive, `done` settles when it completes, `cancel` ends it early. */
 function collect<R>(iterable: AsyncIterable<FormattedExecutionResult<R>>, timeoutMs: number, dispose: () => unknown) {
   const events: FormattedExecutionResult<R>[] = [];
   let resolveFirst!: () => void;
@@ -109,5 +111,9 @@ function collect<R>(iterable: AsyncIterable<FormattedExecutionResult<R>>, timeou
     }
     return events;
   })();
-  return { events, first, done };
+  const cancel = async () => {
+    await dispose();
+    await done.catch(() => undefined); // an aborted stream rejects; that is the point of cancelling
+  };
+  return { events, first, done, cancel };
 }
