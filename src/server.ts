@@ -22,8 +22,6 @@ type InitialContext = YogaInitialContext & { req?: http.IncomingMessage; extra?:
 // A subscribe message is a query (≤ 1000 tokens) plus small variables; nothing legitimate is larger.
 const WS_MAX_PAYLOAD = 64 * 1024;
 const JSON_BODY_BYTES = 1024 * 1024;
-// Non-upload bodies are small; one still arriving after this is a slow-body attack.
-const BODY_TIMEOUT_MS = 30_000;
 // After refusing a body mid-stream: how long a client gets to notice the FIN before a reset.
 const LINGER_MS = 2_000;
 // Yoga builds a URL from Host (a malformed one would be a 500) and file URLs may echo it.
@@ -177,8 +175,9 @@ export async function startApiServer(app: AppContext, listen: { host: string; po
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
         return;
       }
+      // Other bodies are small: one still arriving after the upload idle timeout is a slow-body attack.
       if (!/^multipart\//i.test(req.headers['content-type'] ?? '')) {
-        const timer = setTimeout(() => req.complete || req.destroy(), BODY_TIMEOUT_MS).unref();
+        const timer = setTimeout(() => req.complete || req.destroy(), app.config.security.uploadIdleTimeoutMs).unref();
         res.once('close', () => clearTimeout(timer));
       }
       void yoga(req, res);
@@ -202,7 +201,7 @@ export async function startApiServer(app: AppContext, listen: { host: string; po
         const p = ctx.connectionParams ?? {};
         const header = p.authorization ?? p.Authorization ?? (p.headers as Record<string, unknown> | undefined)?.authorization;
         ctx.extra.authorization = header;
-        return true;
+        return !header || (await authenticate(app, header)) !== null;
       },
       onSubscribe: async (ctx, _id, params) => {
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({

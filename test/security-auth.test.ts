@@ -1,13 +1,15 @@
 /**
- * Issue #4 §2, §6 (subscription cap), §7 (logs): accounts, tokens, throttling.
+ * Issue #4 §2, §6 (subscriptions), §7 (logs): accounts, tokens, throttling, subscription bounds.
  */
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { randomUUID } from 'node:crypto';
 import { print } from 'graphql';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchTopic } from '../src/services/events.ts';
 import { BatchProgress, CreateBatch, SignIn, SignUp, Viewer } from './documents.ts';
 import { SignInRetry, SignOut } from './documents-security.ts';
-import { startTestApp, type TestApp } from './helpers/app.ts';
+import { REDIS_URL, startTestApp, type TestApp } from './helpers/app.ts';
 import { client } from './helpers/client.ts';
 import { postJson, rawSocket } from './helpers/http.ts';
 import * as images from './helpers/images.ts';
@@ -161,7 +163,7 @@ describe('sign-in throttling', () => {
   });
 });
 
-describe('subscriptions per user are capped (MAX_SUBSCRIPTIONS_PER_USER)', () => {
+describe('subscriptions: capped per user (MAX_SUBSCRIPTIONS_PER_USER), nothing left behind when one closes', () => {
   let capped: TestApp;
   beforeAll(async () => {
     capped = await startTestApp({ worker: false, env: { MAX_SUBSCRIPTIONS_PER_USER: '2' } });
@@ -204,6 +206,35 @@ describe('subscriptions per user are capped (MAX_SUBSCRIPTIONS_PER_USER)', () =>
     }
     expect(again.events[0]!.data!.batchProgress.__typename).toBe('BatchProgress');
     await Promise.all([again.cancel(), two.cancel()]);
+  });
+
+  it('closing a subscription on a quiet batch frees its server-side listener at once, on either transport', async () => {
+    const c = client(capped);
+    const owner = await c.signUp();
+    const created = (await c.upload(owner.token, [{ name: 'quiet.png', data: await images.png({ width: 71 }) }])).data!.createBatch;
+    if (created.__typename !== 'CreateBatchSuccess') throw new Error(JSON.stringify(created));
+    const redis = new Redis(REDIS_URL);
+    try {
+      // The API's Redis connection subscribes to the batch's channel while anyone listens.
+      const listening = async () => ((await redis.pubsub('NUMSUB', batchTopic(decodeGlobalID(created.batch.id).id))) as [string, number])[1];
+      for (const open of [
+        async () => c.subscribeWs(BatchProgress, { batchId: created.batch.id }, owner.token),
+        () => c.subscribeSse(BatchProgress, { batchId: created.batch.id }, owner.token),
+      ]) {
+        const sub = await open();
+        await sub.first;
+        expect(await listening()).toBe(1);
+        await sub.cancel();
+        let left = 1;
+        for (let i = 0; i < 100 && left > 0; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          left = await listening();
+        }
+        expect(left).toBe(0);
+      }
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 

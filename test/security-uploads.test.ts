@@ -5,6 +5,7 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
 import { print } from 'graphql';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -300,6 +301,16 @@ describe('slow uploads', () => {
     for (let i = 0; i < 250 && !upload.socketClosed(); i++) await new Promise((r) => setTimeout(r, 20));
     expect(upload.socketClosed()).toBe(true);
     await expectOnlyServerMadeFiles();
+  });
+});
+
+describe('slow request bodies', () => {
+  it('a JSON body that never finishes arriving gets its connection closed', async () => {
+    const socket = net.connect(Number(new URL(app.url).port), '127.0.0.1');
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => {});
+    socket.write(`POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"query":`);
+    await closed; // the idle timeout (1 s here) ends it; without it this would hang until the test times out
   });
 });
 

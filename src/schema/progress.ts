@@ -1,6 +1,7 @@
 import type { GraphQLContext } from '../context.ts';
 import { type BatchRow, findBatch } from '../db/batches.ts';
 import { findUpload, type UploadRow } from '../db/uploads.ts';
+import type { Subscription } from '../services/events.ts';
 import { BatchRef, isTerminal } from './batch.ts';
 import { builder } from './builder.ts';
 import { notFound, requireViewer } from './error.ts';
@@ -50,18 +51,18 @@ builder.subscriptionField('batchProgress', (t) =>
       const viewer = requireViewer(ctx);
       const batch = await findBatch(ctx.db, args.batchId.id, viewer.id);
       if (!batch) throw notFound('Batch');
-      return progressStream(ctx, batch.id, viewer.id);
+      const events = await ctx.bus.subscribe(batch.id);
+      return closingFirst(progressStream(ctx, events, batch.id, viewer.id), events);
     },
     resolve: (event: ProgressShape) => event,
   }),
 );
 
 /**
- * Subscribes first, then reads the snapshot, so nothing published in between is lost.
+ * Given a subscription that is already listening, reads the snapshot: nothing published in between is lost.
  * Every event is resolved against fresh rows: no loader outlives a single event.
  */
-async function* progressStream(ctx: GraphQLContext, batchId: string, userId: string): AsyncGenerator<ProgressShape> {
-  const events = await ctx.bus.subscribe(batchId);
+async function* progressStream(ctx: GraphQLContext, events: Subscription, batchId: string, userId: string): AsyncGenerator<ProgressShape> {
   try {
     const snapshot = await findBatch(ctx.db, batchId, userId);
     if (!snapshot) return;
@@ -86,4 +87,18 @@ async function* progressStream(ctx: GraphQLContext, batchId: string, userId: str
   } finally {
     await events.return();
   }
+}
+
+/**
+ * A generator's return() waits for the read it is blocked in, and a quiet batch may never send
+ * another event: the listener would outlive the client. Ending the bus subscription first
+ * completes that read, so a closed subscription frees everything at once.
+ */
+function closingFirst<T>(stream: AsyncGenerator<T>, events: Subscription): AsyncGenerator<T> {
+  const close = stream.return.bind(stream);
+  stream.return = async (value) => {
+    await events.return();
+    return close(value);
+  };
+  return stream;
 }
