@@ -1,7 +1,8 @@
 import type { FormattedExecutionResult } from 'graphql';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BatchDetails, BatchProgress } from './documents.ts';
+import { encodeGlobalID } from '@pothos/plugin-relay';
+import { BatchDetails, BatchProgress, Batches } from './documents.ts';
 import type { BatchProgressSubscription } from './gql/graphql.ts';
 import { startTestApp, type TestApp } from './helpers/app.ts';
 import { client } from './helpers/client.ts';
@@ -135,5 +136,41 @@ describe('createBatch → worker → batchProgress', () => {
     const count = await app.ctx.db.selectFrom('batches').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
     const batches = await app.ctx.db.selectFrom('batches').innerJoin('users', 'users.id', 'batches.userId').select('batches.id').where('users.email', 'like', '%').execute();
     expect(Number(count.n)).toBe(batches.length);
+  });
+});
+
+describe('reading', () => {
+  it('pages batches newest first and uploads in order, and refuses malformed cursors and ids', async () => {
+    const app = await startTestApp({ worker: false });
+    try {
+      const api = client(app);
+      const { token } = await api.signUp();
+      const ids: string[] = [];
+      for (const color of ['red', 'green', 'blue'] as const) {
+        const r = await api.upload(token, [
+          { name: `${color}-1.png`, data: await images.png({ color, width: 20 + ids.length }) },
+          { name: `${color}-2.png`, data: await images.png({ color, width: 30 + ids.length }) },
+        ]);
+        const b = r.data!.createBatch;
+        if (b.__typename !== 'CreateBatchSuccess') throw new Error(JSON.stringify(r));
+        ids.push(b.batch.id);
+      }
+      const first = (await api.request(Batches, { first: 2 }, token)).data!.batches;
+      expect(first.edges.map((e) => e.node.id)).toEqual([ids[2], ids[1]]);
+      expect(first.pageInfo.hasNextPage).toBe(true);
+      const rest = (await api.request(Batches, { first: 2, after: first.pageInfo.endCursor }, token)).data!.batches;
+      expect(rest.edges.map((e) => e.node.id)).toEqual([ids[0]]);
+      expect(rest.pageInfo.hasNextPage).toBe(false);
+
+      const details = (await api.request(BatchDetails, { id: ids[0]! }, token)).data!.batch!;
+      expect(details.uploads.edges.map((e) => e.node.filename)).toEqual(['red-1.png', 'red-2.png']);
+
+      const bad = await api.request(Batches, { first: 2, after: 'not-a-cursor' }, token);
+      expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+      const badId = await api.request(BatchDetails, { id: encodeGlobalID('Batch', 'not-a-uuid') }, token);
+      expect(badId.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -92,13 +92,15 @@ async function processUpload(
   for (;;) {
     const runId = await startRun(ctx.db, { uploadId: row.id, batchId: row.batchId, workerId });
     const watch = watchUpload(ctx, row.id, watchIntervalMs);
-    const signal = AbortSignal.any([stop, watch.signal]);
+    // Our own bound on a whole attempt, over sharp's and the model server's own timeouts.
+    const deadline = AbortSignal.timeout(ctx.config.worker.uploadTimeoutMs);
+    const signal = AbortSignal.any([stop, watch.signal, deadline]);
     let outcome: UploadOutcome;
     try {
       outcome = await runPipeline(ctx, row, { signal, onStage: fileEvent });
       if (signal.aborted) throw signal.reason;
     } catch (err) {
-      if (signal.aborted) {
+      if (signal.aborted && !deadline.aborted) {
         // Not the file's fault: the attempt does not count and the upload is redone later.
         await finishRun(ctx.db, runId, 'ABORTED');
         const why = watch.signal.aborted ? (watch.signal.reason as Interrupted).message : 'interrupted';
@@ -106,7 +108,11 @@ async function processUpload(
         else await releaseUpload(ctx.db, row.id);
         return why === 'deleted' ? 'gone' : why === 'cancelled' ? 'cancelled' : 'interrupted';
       }
-      const errorMessage = err instanceof Error ? err.message : String(err);
+      const errorMessage = deadline.aborted
+        ? `Processing took longer than ${ctx.config.worker.uploadTimeoutMs / 1000} s`
+        : err instanceof Error
+          ? err.message
+          : String(err);
       ctx.logger.warn({ uploadId: row.id, attempt: row.attempts + 1, err: errorMessage }, 'upload attempt failed');
       if (row.attempts + 1 < ctx.config.worker.uploadMaxAttempts) {
         await finishRun(ctx.db, runId, 'RETRY');

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { GraphQLError } from 'graphql';
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import type { GraphQLContext } from '../context.ts';
 import { adjustBatchCounts, type BatchRow, cancelBatch, findBatch, insertBatch, listBatches, lockBatch } from '../db/batches.ts';
@@ -54,9 +55,11 @@ builder.node(BatchRef, {
   }),
 });
 
+const badCursor = () => new GraphQLError('Invalid cursor', { extensions: { code: 'BAD_USER_INPUT' } });
+
 function parsePosition(cursor: string) {
   const n = Number(cursor);
-  if (!Number.isInteger(n) || n < 0) throw new AppError('BAD_CURSOR', 'Invalid cursor');
+  if (!Number.isInteger(n) || n < 0 || n > 2 ** 31) throw badCursor();
   return n;
 }
 
@@ -65,7 +68,8 @@ const batchCursor = {
   decode: (cursor: string) => {
     const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
     const createdAt = new Date(at ?? '');
-    if (!id || Number.isNaN(createdAt.getTime())) throw new AppError('BAD_CURSOR', 'Invalid cursor');
+    const year = createdAt.getUTCFullYear();
+    if (!id || !/^[0-9a-f-]{36}$/.test(id) || !(year >= 1970 && year <= 9999)) throw badCursor();
     return { createdAt, id };
   },
 };

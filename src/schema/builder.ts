@@ -1,11 +1,12 @@
 import SchemaBuilder from '@pothos/core';
 import ErrorsPlugin from '@pothos/plugin-errors';
-import RelayPlugin from '@pothos/plugin-relay';
+import RelayPlugin, { decodeGlobalID } from '@pothos/plugin-relay';
 import { GraphQLError } from 'graphql';
 import type { GraphQLContext } from '../context.ts';
 import type { ReceivedFile } from '../http/multipart.ts';
 
 const MAX_NODE_IDS = 100;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -20,6 +21,12 @@ export const builder = new SchemaBuilder<{
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',
+    // Every node id is a UUID: anything else is refused here, before it reaches a query.
+    decodeGlobalID: (globalID) => {
+      const decoded = decodeGlobalID(globalID);
+      if (!UUID.test(decoded.id)) throw new GraphQLError('Invalid ID', { extensions: { code: 'BAD_USER_INPUT' } });
+      return decoded;
+    },
     // Each id costs a query, and a variable list could carry tens of thousands of them.
     nodesQueryOptions: {
       resolve: (_root, { ids }, _ctx, _info, resolveNodes) => {
