@@ -1,4 +1,5 @@
 import type { Insertable, Selectable } from 'kysely';
+import type { CaptureMetadata } from '../services/exif.ts';
 import type { Database } from './database.ts';
 import { now, ownedBy, unfinished } from './fragments.ts';
 import type { Uploads } from './types.ts';
@@ -63,7 +64,7 @@ export async function recordFailedAttempt(db: Database, id: string, errorMessage
 }
 
 export type UploadOutcome =
-  | {
+  | (CaptureMetadata & {
       status: 'COMPLETED';
       width: number;
       height: number;
@@ -71,23 +72,13 @@ export type UploadOutcome =
       thumbnailKey: string;
       previewKey: string;
       placeholderHash: string;
-      takenAt: Date | null;
-      cameraMake: string | null;
-      cameraModel: string | null;
-      lensModel: string | null;
-      exposureTime: number | null;
-      fNumber: number | null;
-      iso: number | null;
-      focalLength: number | null;
-      latitude: number | null;
-      longitude: number | null;
       durationSeconds: number | null;
       videoCodec: string | null;
       frameRate: number | null;
       description: string | null;
       embedding: number[] | null;
       analysisStatus: 'COMPLETED' | 'SKIPPED';
-    }
+    })
   | { status: 'FAILED'; errorMessage: string };
 
 /**
