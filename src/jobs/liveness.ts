@@ -103,6 +103,8 @@ export async function startLiveness(ctx: AppContext, opts: LivenessOptions): Pro
     for (const j of stale) {
       await utils.rescheduleJobs([j.id], { attempts: Math.max(0, j.attempts - 1), runAt: new Date() });
     }
+    // Unlocking is no insert, so nobody is told: wake idle workers as add_job would.
+    await sql`select pg_notify('jobs:insert', '')`.execute(ctx.db);
     log.info({ jobs: stale.map((j) => j.id), workers: [...new Set(stale.map((j) => j.lockedBy))] }, 'unlocked jobs of dead workers');
     return stale.length;
   }
