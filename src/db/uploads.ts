@@ -10,8 +10,10 @@ export async function insertUploads(db: Database, uploads: Insertable<Uploads>[]
   return db.insertInto('uploads').values(uploads).returningAll().execute();
 }
 
+/** By primary key alone, the owner compared here: no plan can pick the user index for it. */
 export async function findUpload(db: Database, id: string, userId?: string) {
-  return db.selectFrom('uploads').selectAll().where('id', '=', id).where(ownedBy(userId)).executeTakeFirst();
+  const row = await db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
+  return userId === undefined || row?.userId === userId ? row : undefined;
 }
 
 /** In creation order; cursors are positions within the batch. */

@@ -1,7 +1,7 @@
 import type { GraphQLContext } from '../context.ts';
 import { type BatchRow, findBatch } from '../db/batches.ts';
 import { findUpload, type UploadRow } from '../db/uploads.ts';
-import type { Subscription } from '../services/events.ts';
+import type { ProgressEvent, ResyncEvent, Subscription } from '../services/events.ts';
 import { BatchRef, isTerminal } from './batch.ts';
 import { builder } from './builder.ts';
 import { notFound, requireViewer } from './error.ts';
@@ -70,23 +70,39 @@ async function* progressStream(ctx: GraphQLContext, events: Subscription, batchI
     if (isTerminal(snapshot)) return;
 
     for await (const event of events) {
-      const [batch, upload] = await Promise.all([
-        findBatch(ctx.db, batchId, userId),
-        event.type === 'file' ? findUpload(ctx.db, event.uploadId, userId) : undefined,
-      ]);
-      if (!batch) return; // deleted meanwhile
+      const { batch, upload } = await rowsFor(ctx, event);
+      if (batch?.userId !== userId) return; // deleted meanwhile
       if (event.type === 'file') {
-        if (upload) yield { kind: 'file', batch, upload, stage: event.stage, percent: event.percent, seq: event.seq };
+        if (upload?.userId === userId) yield { kind: 'file', batch, upload, stage: event.stage, percent: event.percent, seq: event.seq };
         continue;
       }
       // A resync has no number of its own: the state read now is as new as the batch's sequence.
       yield { kind: 'batch', batch, seq: event.type === 'batch' ? event.seq : batch.eventSeq };
-      // A resync after a Redis outage may be the only sign that the batch finished.
-      if ((event.type === 'batch' && event.terminal) || isTerminal(batch)) return;
+      // Only the terminal event ends the stream: a fresh read may already show the final
+      // status while earlier events still wait in this subscriber's queue. After a Redis
+      // outage, though, the resync's read may be the only sign that the batch finished.
+      if (event.type === 'batch' ? event.terminal : isTerminal(batch)) return;
     }
   } finally {
     await events.return();
   }
+}
+
+type EventRows = { batch: BatchRow | undefined; upload: UploadRow | undefined };
+// The bus hands every subscriber in this process the same event object, so one read per
+// event serves them all; the entry goes with the event, so no row outlives it.
+const eventRows = new WeakMap<object, Promise<EventRows>>();
+
+function rowsFor(ctx: GraphQLContext, event: ProgressEvent | ResyncEvent): Promise<EventRows> {
+  let rows = eventRows.get(event);
+  if (!rows) {
+    rows = Promise.all([
+      findBatch(ctx.db, event.batchId),
+      event.type === 'file' ? findUpload(ctx.db, event.uploadId) : undefined,
+    ]).then(([batch, upload]) => ({ batch, upload }));
+    eventRows.set(event, rows);
+  }
+  return rows;
 }
 
 /**
