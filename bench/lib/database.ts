@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { createDb, createPool } from '../../src/db/database.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { createLogger } from '../../src/logger.ts';
+
+/** The PostgreSQL server the scratch databases live on (the local one, like the tests). */
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export function databaseUrl(name: string) {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export type ScratchDatabases = Awaited<ReturnType<typeof createScratchDatabases>>;
+
+/**
+ * One migrated template per bench run; every scenario gets a fresh clone of it (a file copy),
+ * so no scenario measures against rows another left behind. dropAll() removes them all.
+ */
+export async function createScratchDatabases() {
+  const template = `darkroom_bench_${randomBytes(4).toString('hex')}`;
+  const created: string[] = [];
+  await withAdmin((c) => c.query(`create database ${template}`));
+  created.push(template);
+  const pool = createPool(databaseUrl(template), 2, createLogger('warn'));
+  const db = createDb(pool);
+  try {
+    await migrate(db, pool);
+  } finally {
+    await db.destroy();
+  }
+  let n = 0;
+  return {
+    name: template,
+    async clone(): Promise<{ name: string; url: string }> {
+      const name = `${template}_${++n}`;
+      await withAdmin((c) => c.query(`create database ${name} template ${template}`));
+      created.push(name);
+      return { name, url: databaseUrl(name) };
+    },
+    async dropAll() {
+      await withAdmin(async (c) => {
+        for (const name of created.reverse()) await c.query(`drop database if exists ${name} with (force)`);
+      });
+      created.length = 0;
+    },
+  };
+}
+
+/**
+ * Rows scanned (sequential-scan rows plus index entries) and transactions a database has done so far.
+ * PostgreSQL publishes a backend's counters when it ends or every second or so while busy,
+ * so callers stop the service's processes (closing their connections) before reading.
+ */
+export async function databaseActivity(name: string) {
+  return withAdmin(async (c) => {
+    await c.query('select pg_stat_clear_snapshot()');
+    const { rows } = await c.query<{ read: string; xacts: string }>(
+      `select tup_returned as read, xact_commit + xact_rollback as xacts
+         from pg_stat_database where datname = $1`,
+      [name],
+    );
+    return { rowsRead: Number(rows[0]?.read ?? NaN), transactions: Number(rows[0]?.xacts ?? NaN) };
+  });
+}
+
+/** PostgreSQL backend processes currently serving a database (to attribute CPU time). */
+export async function backendPids(name: string): Promise<number[]> {
+  return withAdmin(async (c) => {
+    const { rows } = await c.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [name]);
+    return rows.map((r) => r.pid);
+  });
+}
+
+/**
+ * Rows each table has yielded so far to index scans and to sequential scans (same caveat as
+ * above). Kept apart: on a small table the planner rightly prefers a sequential scan, while a
+ * query that walks an index over the whole batch per upload is what must not happen.
+ */
+export async function tableActivity(url: string): Promise<Map<string, { index: number; seq: number }>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string; idx: string; seq: string }>(
+      `select schemaname || '.' || relname as name, coalesce(idx_tup_fetch, 0) as idx, coalesce(seq_tup_read, 0) as seq
+         from pg_stat_all_tables where schemaname not in ('pg_catalog', 'information_schema', 'pg_toast')`,
+    );
+    return new Map(rows.map((r) => [r.name, { index: Number(r.idx), seq: Number(r.seq) }]));
+  } finally {
+    await client.end();
+  }
+}

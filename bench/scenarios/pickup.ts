@@ -1,0 +1,103 @@
+import { Logger, run } from 'graphile-worker';
+import pg from 'pg';
+import { connectWs, createBatch, type Received, signUp, watchBatch } from '../lib/client.ts';
+import { type BenchContext, scratchDir } from '../lib/context.ts';
+import { uploadOf } from '../lib/photos.ts';
+import { startApi, startWorkerProcess } from '../lib/service.ts';
+import { ms, percentile } from '../lib/stats.ts';
+
+/**
+ * Figure 3: createBatch response → first FileProgress event, one batch at a time on an idle
+ * worker. Baseline: graphile-worker's own add_job → task start on the same database, no
+ * Darkroom code involved. The server-side split (upload started − batch created, both
+ * PostgreSQL timestamps) shows how much of the client figure is the worker's pickup.
+ */
+export async function pickup(b: BenchContext) {
+  const count = b.quick ? 50 : 100;
+  const db = await b.dbs.clone();
+  const baseline = await graphileAddToStart(db.url, count);
+
+  const env = { databaseUrl: db.url, storageDir: await scratchDir(b, 'storage'), concurrency: b.cores };
+  const api = await startApi(env);
+  const worker = startWorkerProcess(env);
+  const abort = Promise.race([api.exited, worker.exited]);
+  try {
+    const token = await signUp(api.graphqlUrl);
+    const ws = await connectWs(api.wsUrl, token);
+    // The two smallest photos: short batches, yet still running when the subscription starts.
+    const smallest = [...b.photos].sort((x, y) => x.data.length - y.data.length).slice(0, 2);
+    const latencies: number[] = [];
+    const serverSide: number[] = [];
+    const firstStages = new Map<string, number>();
+    let missed = 0;
+    for (let i = -5; i < count; i++) {
+      const created = await Promise.race([createBatch(api.graphqlUrl, token, smallest.map(uploadOf)), abort]);
+      let first: Received | undefined;
+      await Promise.race([
+        watchBatch(ws, created.id, (r) => {
+          if (!first && r.event.__typename === 'FileProgress') first = r;
+        }),
+        abort,
+      ]);
+      if (i < 0) continue; // warm-up
+      if (!first || first.event.__typename !== 'FileProgress') {
+        missed++; // finished before the subscription started: nothing to time
+        continue;
+      }
+      latencies.push(first.at - created.respondedAt);
+      const { upload, batch, stage } = first.event;
+      if (upload.startedAt) serverSide.push(Date.parse(upload.startedAt) - Date.parse(batch.createdAt));
+      firstStages.set(stage, (firstStages.get(stage) ?? 0) + 1);
+    }
+    await ws.dispose();
+
+    const p95 = percentile(latencies, 95);
+    b.report.add({
+      id: '3',
+      name: `Job pickup: createBatch response → first FileProgress, ${count} batches`,
+      darkroom: `p50 ${ms(percentile(latencies, 50))}, p95 ${ms(p95)}`,
+      baseline: `graphile-worker add_job → start: p50 ${ms(percentile(baseline, 50))}, p95 ${ms(percentile(baseline, 95))}`,
+      ratio: p95 / percentile(baseline, 95),
+      goal: 'p95 < 50 ms',
+      met: p95 < 50,
+    });
+    b.note(`client: p50 ${ms(percentile(latencies, 50))}, p95 ${ms(p95)}, max ${ms(Math.max(...latencies))}`);
+    b.note(
+      `server (upload.startedAt − batch.createdAt, PostgreSQL clock, ms resolution): p50 ${ms(percentile(serverSide, 50))}, p95 ${ms(percentile(serverSide, 95))}, max ${ms(Math.max(...serverSide))}`,
+    );
+    b.note(`first FileProgress stage seen: ${[...firstStages].map(([s, c]) => `${s} ×${c}`).join(', ')}; batches done before their subscription began: ${missed}`);
+    b.note(`graphile-worker alone: p50 ${ms(percentile(baseline, 50))}, p95 ${ms(percentile(baseline, 95))}, max ${ms(Math.max(...baseline))}`);
+  } finally {
+    await Promise.allSettled([worker.stop(), api.stop()]);
+  }
+}
+
+/** add_job (committed) → the task function starting, with a no-op task on a runner like the service's. */
+async function graphileAddToStart(url: string, count: number): Promise<number[]> {
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pool.on('error', () => {}); // an idle client dropped at shutdown is not a result
+  let started: ((t: number) => void) | undefined;
+  const runner = await run({
+    pgPool: pool,
+    concurrency: 1,
+    pollInterval: 2000,
+    noHandleSignals: true,
+    crontab: '',
+    logger: new Logger(() => () => {}),
+    taskList: { bench_noop: async () => started?.(performance.now()) },
+  });
+  const out: number[] = [];
+  try {
+    for (let i = -5; i < count; i++) {
+      const start = new Promise<number>((resolve) => (started = resolve));
+      await pool.query(`select graphile_worker.add_job('bench_noop', '{}'::json)`);
+      const addedAt = performance.now();
+      const startedAt = await start;
+      if (i >= 0) out.push(startedAt - addedAt);
+    }
+  } finally {
+    await runner.stop();
+    await pool.end();
+  }
+  return out;
+}

@@ -1,0 +1,104 @@
+import path from 'node:path';
+import { runBatches } from '../lib/batches.ts';
+import { connectWs, signUp } from '../lib/client.ts';
+import { type BenchContext, scratchDir } from '../lib/context.ts';
+import { backendPids } from '../lib/database.ts';
+import { cpuMeter, cpuMsOf } from '../lib/machine.ts';
+import { bareLoop } from '../lib/media-work.ts';
+import { repeatTo, writePhotos } from '../lib/photos.ts';
+import { startApi, startWorkerProcess } from '../lib/service.ts';
+import { ms, num } from '../lib/stats.ts';
+
+/**
+ * Figures 1 and 2. The same N photos go through the service (createBatch over HTTP to the
+ * terminal batchProgress event, API and worker as separate processes) and through the bare
+ * sharp loop in this process, alternating, best of R rounds each. At concurrency 1 that is one
+ * batch (figure 1, also figure 2's first row); at concurrency = cores the photos are spread
+ * over 4 batches per worker slot, since uploads within one batch run one at a time.
+ */
+export async function throughput(b: BenchContext) {
+  const n = b.quick ? 40 : 200;
+  const rounds = b.quick ? 1 : 3;
+  const photos = repeatTo(b.photos, n);
+  const files = await writePhotos(path.join(b.tmp, 'bare-photos'), photos);
+  const levels = [...new Set([1, b.cores])];
+  const perSecond: Record<number, { svc: number; bare: number }> = {};
+
+  for (const parallelism of levels) {
+    const batches = parallelism === 1 ? 1 : parallelism * 4;
+    const db = await b.dbs.clone();
+    const env = { databaseUrl: db.url, storageDir: await scratchDir(b, 'storage'), concurrency: parallelism };
+    const api = await startApi(env);
+    const worker = startWorkerProcess(env);
+    const abort = Promise.race([api.exited, worker.exited]);
+    try {
+      const token = await signUp(api.graphqlUrl);
+      const ws = await connectWs(api.wsUrl, token);
+      b.log(`concurrency ${parallelism}: warming up`);
+      await runBatches(api.graphqlUrl, ws, token, photos.slice(0, 4 * parallelism), batches, abort);
+      await bareLoop(files.slice(0, 4 * parallelism), parallelism);
+
+      const svc: number[] = [];
+      const bare: number[] = [];
+      let failed = { svc: 0, bare: 0 };
+      let cpu: Record<string, number> = {};
+      for (let r = 0; r < rounds; r++) {
+        const base = await bareLoop(files, parallelism);
+        bare.push(base.ms);
+        const stop = await cpuMeter({ api: api.pid, worker: worker.pid, postgres: () => backendPids(db.name) });
+        let receiving: Promise<number> | undefined;
+        const apiCpu0 = await cpuMsOf(api.pid);
+        const client0 = process.cpuUsage();
+        const run = await runBatches(api.graphqlUrl, ws, token, photos, batches, abort, () => (receiving = cpuMsOf(api.pid)));
+        const used = await stop();
+        used.apiReceiving = (await receiving!) - apiCpu0;
+        const client = process.cpuUsage(client0);
+        used.client = (client.user + client.system) / 1000;
+        svc.push(run.ms);
+        failed = { svc: run.failed, bare: base.failed };
+        if (run.ms <= Math.min(...svc)) cpu = { ...used, bare: base.cpuMs, bareWall: base.ms };
+        b.log(`concurrency ${parallelism} round ${r + 1}: service ${ms(run.ms)}, bare loop ${ms(base.ms)}`);
+      }
+      await ws.dispose();
+
+      const best = { svc: Math.min(...svc), bare: Math.min(...bare) };
+      perSecond[parallelism] = { svc: (n / best.svc) * 1000, bare: (n / best.bare) * 1000 };
+      b.note(
+        `concurrency ${parallelism}, ${n} photos in ${batches} batch(es): service ${svc.map((v) => ms(v)).join(' / ')}; ` +
+          `bare loop ${bare.map((v) => ms(v)).join(' / ')} (best of ${rounds} used); failed uploads ${failed.svc} vs ${failed.bare} in the bare loop`,
+      );
+      b.note(
+        `concurrency ${parallelism}, CPU per photo in the best service round: worker ${num(cpu.worker! / n)} ms, ` +
+          `API ${num(cpu.api! / n)} ms (${num(cpu.apiReceiving! / n)} ms of it until every createBatch had answered), ` +
+          `PostgreSQL backends ${num(cpu.postgres! / n)} ms, this bench as the client ${num(cpu.client! / n)} ms; ` +
+          `bare loop ${num(cpu.bare! / n)} ms (its media work alone keeps ${num(cpu.bare! / cpu.bareWall!, 2)} of ${b.cores} cores busy)`,
+      );
+      if (parallelism === 1) {
+        b.report.add({
+          id: '1',
+          name: `Pipeline overhead: ${n} photos, createBatch → terminal event`,
+          darkroom: `${ms(best.svc)} (${num(best.svc / n)} ms/photo)`,
+          baseline: `bare sharp loop ${ms(best.bare)} (${num(best.bare / n)} ms/photo)`,
+          ratio: best.svc / best.bare,
+          goal: '≤ 1.10',
+          met: best.svc / best.bare <= 1.1,
+        });
+      }
+    } finally {
+      await Promise.allSettled([worker.stop(), api.stop()]);
+    }
+  }
+
+  for (const p of levels) {
+    const { svc, bare } = perSecond[p]!;
+    b.report.add({
+      id: p === 1 ? '2a' : '2b',
+      name: `Throughput at concurrency ${p}${p === b.cores ? ' (= cores)' : ''}`,
+      darkroom: `${num(svc)} photos/s`,
+      baseline: `bare loop ×${p}: ${num(bare)} photos/s`,
+      ratio: svc / bare,
+      goal: '≥ 0.85',
+      met: svc / bare >= 0.85,
+    });
+  }
+}
