@@ -145,6 +145,7 @@ export interface ApiServer {
 
 export async function startApiServer(app: AppContext, listen: { host: string; port: number }): Promise<ApiServer> {
   const authLimiter = createAuthLimiter(app.config, app.logger);
+  await authLimiter.ready();
   const yoga = createGraphQLHandler(app, authLimiter);
   const server = http.createServer(
     {

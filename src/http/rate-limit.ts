@@ -13,6 +13,8 @@ export interface AuthLimiter {
   attempt(ip: string, email?: string): Promise<number>;
   /** A correct password clears the account's count. */
   succeeded(email: string): Promise<void>;
+  /** Resolves once counts are shared (Redis connected), or after `timeoutMs` regardless. */
+  ready(timeoutMs?: number): Promise<void>;
   close(): void;
 }
 
@@ -54,6 +56,17 @@ export function createAuthLimiter(config: Config, logger: Logger): AuthLimiter {
     },
     async succeeded(email) {
       await byAccount.delete(accountKey(email));
+    },
+    async ready(timeoutMs = 5000) {
+      if (!redis || redis.status === 'ready') return;
+      // Until then each process would count on its own (the in-memory insurance limiter).
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        redis.once('ready', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     },
     close() {
       redis?.disconnect();
