@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Logger } from '../logger.ts';
 import { makeReachableForPostgresUser } from './embedded-root.ts';
 
-const freePort = () =>
+export const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const srv = net.createServer().listen(0, '127.0.0.1', () => {
       const { port } = srv.address() as net.AddressInfo;

@@ -2,20 +2,13 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { freePort } from '../../src/db/embedded.ts';
 import { BatchDetails } from '../documents.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { expectCountsMatchRows, slowModel, uploadBatch, waitForBatch, waitForUploads } from '../helpers/batches.ts';
 import { client } from '../helpers/client.ts';
 import { startModelServer, type ModelServer } from '../helpers/model-server.ts';
 import { ProgressWithSeq } from './documents.ts';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 
 /** A private Redis this test may stop and start without disturbing anyone else's. */
 async function startRedis(port: number) {
