@@ -1,5 +1,5 @@
-import { type ExpressionBuilder, sql } from 'kysely';
-import type { DB } from './types.ts';
+import { type AliasedExpression, type ExpressionBuilder, type Selectable, sql } from 'kysely';
+import type { Batches, DB } from './types.ts';
 
 export const now = () => sql<Date>`now()`;
 
@@ -11,4 +11,35 @@ export function ownedBy(userId: string | undefined) {
 /** Uploads the worker still has to finish (a PROCESSING one was interrupted by a crash). */
 export function unfinished(eb: ExpressionBuilder<DB, 'uploads'>) {
   return eb('uploads.status', 'in', ['PENDING', 'PROCESSING']);
+}
+
+type BatchColumn = keyof Batches;
+// Listed as an object so that the typecheck fails when the generated types gain or lose a column.
+const batchColumns = Object.keys({
+  completedAt: 1, createdAt: 1, eventSeq: 1, failedUploads: 1, id: 1, startedAt: 1,
+  status: 1, successfulUploads: 1, totalUploads: 1, updatedAt: 1, userId: 1,
+} satisfies Record<BatchColumn, 1>) as BatchColumn[];
+const prefixedBatchColumns = new Map(batchColumns.map((c) => [`batch.${c}`, c]));
+
+/**
+ * A whole batch row as `batch.<column>`: in a join it sits beside the other table's `*`,
+ * whose id, status and timestamps would otherwise overwrite the batch's. Each column keeps
+ * its own type and the driver's parsing (unlike a JSON object, whose dates come back as strings).
+ */
+export function batchPrefixed(eb: ExpressionBuilder<DB, 'batches'>) {
+  return batchColumns.map((c) => eb.ref(`batches.${c}`).as(`batch.${c}`)) as {
+    [C in BatchColumn]: AliasedExpression<Selectable<Batches>[C], `batch.${C}`>;
+  }[BatchColumn][];
+}
+
+/** Parts a row selected with `batchPrefixed` into the batch and the rest. */
+export function splitBatch<R extends { [C in BatchColumn as `batch.${C}`]: unknown }>(row: R) {
+  const rest: Record<string, unknown> = {};
+  const batch: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(row)) {
+    const column = prefixedBatchColumns.get(key);
+    if (column) batch[column] = value;
+    else rest[key] = value;
+  }
+  return { batch: batch as Selectable<Batches>, rest: rest as Omit<R, `batch.${string}`> };
 }

@@ -1,7 +1,7 @@
 import type { Insertable, Selectable } from 'kysely';
 import type { CaptureMetadata } from '../services/exif.ts';
 import type { Database } from './database.ts';
-import { now, ownedBy, unfinished } from './fragments.ts';
+import { batchPrefixed, now, ownedBy, splitBatch, unfinished } from './fragments.ts';
 import type { Uploads } from './types.ts';
 
 export type UploadRow = Selectable<Uploads>;
@@ -14,6 +14,29 @@ export async function insertUploads(db: Database, uploads: Insertable<Uploads>[]
 export async function findUpload(db: Database, id: string, userId?: string) {
   const row = await db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
   return userId === undefined || row?.userId === userId ? row : undefined;
+}
+
+const uploadWithBatch = (db: Database, id: string) =>
+  db
+    .selectFrom('uploads')
+    .innerJoin('batches', 'batches.id', 'uploads.batchId')
+    .selectAll('uploads')
+    .select(batchPrefixed)
+    .where('uploads.id', '=', id)
+    .compile();
+// Compiled once per database: for a select this wide, compiling costs about as much CPU as the
+// round trip the join saves, and progress runs it for every event.
+const compiledUploadWithBatch = new WeakMap<Database, ReturnType<typeof uploadWithBatch>>();
+
+/** An upload with its batch in one round trip; undefined when the upload is gone (the batch may not be). */
+export async function findUploadWithBatch(db: Database, id: string) {
+  let compiled = compiledUploadWithBatch.get(db);
+  if (!compiled) compiledUploadWithBatch.set(db, (compiled = uploadWithBatch(db, id)));
+  const query: typeof compiled = { ...compiled, parameters: [id] }; // the id is its only parameter
+  const [row] = (await db.executeQuery(query)).rows;
+  if (!row) return undefined;
+  const { batch, rest } = splitBatch(row);
+  return { upload: rest satisfies UploadRow, batch };
 }
 
 /** In creation order; cursors are positions within the batch. */

@@ -1,6 +1,6 @@
 import type { GraphQLContext } from '../context.ts';
 import { type BatchRow, findBatch } from '../db/batches.ts';
-import { findUpload, type UploadRow } from '../db/uploads.ts';
+import { findUploadWithBatch, type UploadRow } from '../db/uploads.ts';
 import type { ProgressEvent, ResyncEvent, Subscription } from '../services/events.ts';
 import { BatchRef, isTerminal } from './batch.ts';
 import { builder } from './builder.ts';
@@ -88,21 +88,24 @@ async function* progressStream(ctx: GraphQLContext, events: Subscription, batchI
   }
 }
 
-type EventRows = { batch: BatchRow | undefined; upload: UploadRow | undefined };
+type EventRows = { batch: BatchRow | undefined; upload?: UploadRow };
 // The bus hands every subscriber in this process the same event object, so one read per
 // event serves them all; the entry goes with the event, so no row outlives it.
 const eventRows = new WeakMap<object, Promise<EventRows>>();
 
 function rowsFor(ctx: GraphQLContext, event: ProgressEvent | ResyncEvent): Promise<EventRows> {
   let rows = eventRows.get(event);
-  if (!rows) {
-    rows = Promise.all([
-      findBatch(ctx.db, event.batchId),
-      event.type === 'file' ? findUpload(ctx.db, event.uploadId) : undefined,
-    ]).then(([batch, upload]) => ({ batch, upload }));
-    eventRows.set(event, rows);
-  }
+  if (!rows) eventRows.set(event, (rows = readRows(ctx, event)));
   return rows;
+}
+
+async function readRows(ctx: GraphQLContext, event: ProgressEvent | ResyncEvent): Promise<EventRows> {
+  if (event.type === 'file') {
+    const rows = await findUploadWithBatch(ctx.db, event.uploadId);
+    if (rows) return rows;
+    // A missing upload hides its batch from the join, yet only a deleted batch ends the stream.
+  }
+  return { batch: await findBatch(ctx.db, event.batchId) };
 }
 
 /**

@@ -1,0 +1,58 @@
+/**
+ * The progress subscription reads an upload and its batch in one joined query; the rows must be
+ * exactly what the single-table reads return (the GraphQL types resolve against either).
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { findBatch, insertBatch } from '../src/db/batches.ts';
+import { createDb, createPool, type Database } from '../src/db/database.ts';
+import { findUpload, findUploadWithBatch, insertUploads } from '../src/db/uploads.ts';
+import { createLogger } from '../src/logger.ts';
+import { createTestDatabase } from './helpers/db.ts';
+
+let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
+let db: Database;
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+  db = createDb(createPool(testDb.url, 2, createLogger('warn')));
+});
+afterAll(async () => {
+  await db?.destroy();
+  await testDb?.drop();
+});
+
+it('returns the same upload and batch rows as the separate reads', async () => {
+  const user = await db.insertInto('users').values({ email: `${randomUUID()}@example.com`, passwordHash: 'x' }).returning('id').executeTakeFirstOrThrow();
+  const batch = await insertBatch(db, { userId: user.id, totalUploads: 2 });
+  await db.updateTable('batches').set({ status: 'PROCESSING', startedAt: new Date(), eventSeq: 7 }).where('id', '=', batch.id).execute();
+  const [upload, other] = await insertUploads(db, [
+    {
+      batchId: batch.id,
+      userId: user.id,
+      position: 0,
+      filename: 'a.jpg',
+      mimeType: 'image/jpeg',
+      byteSize: 12_345,
+      originalKey: 'originals/a.jpg',
+      sha256: Buffer.alloc(32, 1),
+      takenAt: new Date('2020-01-02T03:04:05.678Z'),
+      width: 640,
+      latitude: 12.5,
+      embedding: [0.25, -1],
+    },
+    { batchId: batch.id, userId: user.id, position: 1, filename: 'b.png', mimeType: 'image/png', byteSize: 1, originalKey: 'originals/b.png' },
+  ]);
+
+  const joined = await findUploadWithBatch(db, upload!.id);
+  expect(joined).toEqual({ upload: await findUpload(db, upload!.id), batch: await findBatch(db, batch.id) });
+  expect(Object.keys(joined!.batch).sort()).toEqual(Object.keys(batch).sort());
+  expect(joined!.batch.createdAt).toBeInstanceOf(Date);
+  expect(joined!.batch.eventSeq).toBe(7);
+  expect(joined!.upload.id).toBe(upload!.id);
+  expect(joined!.upload.status).toBe('PENDING');
+  // The query is compiled once: a later call must still read the upload it is given.
+  expect((await findUploadWithBatch(db, other!.id))?.upload).toEqual(await findUpload(db, other!.id));
+
+  await db.deleteFrom('uploads').where('id', '=', upload!.id).execute();
+  expect(await findUploadWithBatch(db, upload!.id)).toBeUndefined();
+});
