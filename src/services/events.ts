@@ -29,6 +29,7 @@ type Listener = (e: Item) => void;
 // A subscriber that stops reading keeps only the newest events instead of growing without bound.
 const BUFFER = 1000;
 const SUBSCRIBE_WAIT_MS = 2000;
+const MISSED_MAX = 10_000;
 
 /** Buffers from the moment it is created, not from the first next(). */
 export class Subscription implements AsyncIterableIterator<Item> {
@@ -137,16 +138,33 @@ export function createRedisEventBus(url: string, logger: Logger): EventBus {
     for (const l of set) l(event);
   });
 
-  return {
-    async publish(event) {
-      try {
-        await pub.publish(batchTopic(event.batchId), JSON.stringify(event));
-        return true;
-      } catch (err) {
-        warn(err, 'progress event not published');
-        return false;
+  // The latest batch event per batch that could not go out during an outage, published again
+  // once Redis is back: a subscriber whose resync read the batch before it finished would
+  // otherwise never hear of the end.
+  const missed = new Map<string, ProgressEvent>();
+  async function publish(event: ProgressEvent) {
+    try {
+      await pub.publish(batchTopic(event.batchId), JSON.stringify(event));
+      if (event.type === 'batch') missed.delete(event.batchId);
+      return true;
+    } catch (err) {
+      warn(err, 'progress event not published');
+      if (event.type === 'batch') {
+        missed.delete(event.batchId);
+        missed.set(event.batchId, event);
+        if (missed.size > MISSED_MAX) missed.delete(missed.keys().next().value!);
       }
-    },
+      return false;
+    }
+  }
+  pub.on('ready', () => {
+    const again = [...missed.values()];
+    missed.clear();
+    for (const e of again) void publish(e);
+  });
+
+  return {
+    publish,
     async subscribe(batchId) {
       const topic = batchTopic(batchId);
       const subscription = new Subscription((l) => {
