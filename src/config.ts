@@ -32,6 +32,8 @@ const EnvSchema = z.object({
   WORKER_SWEEP_INTERVAL_MS: int(2000),
   WORKER_ORPHAN_GRACE_MS: int(15_000),
   UPLOAD_WATCH_INTERVAL_MS: int(1000),
+  // 0: every stage of every upload is published.
+  PROGRESS_INTERVAL_MS: z.coerce.number().int().min(0).default(250),
   STORAGE_SWEEP_INTERVAL_MS: int(15 * 60_000),
   ORPHAN_FILE_AGE_MS: int(60 * 60_000),
   OLLAMA_URL: z.url().optional(),
@@ -115,6 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       sweepIntervalMs: e.WORKER_SWEEP_INTERVAL_MS,
       orphanGraceMs: e.WORKER_ORPHAN_GRACE_MS,
       watchIntervalMs: e.UPLOAD_WATCH_INTERVAL_MS,
+      progressIntervalMs: e.PROGRESS_INTERVAL_MS,
     },
     storageSweep: { intervalMs: e.STORAGE_SWEEP_INTERVAL_MS, orphanAgeMs: e.ORPHAN_FILE_AGE_MS },
     // Worker connections + LISTEN client + headroom for the API's own queries.

@@ -11,7 +11,7 @@ import { startTestApp, type TestApp } from './helpers/app.ts';
 import { client } from './helpers/client.ts';
 import * as images from './helpers/images.ts';
 import * as media from './helpers/media.ts';
-import { DEFAULT_DESCRIPTION, type ModelServer, startModelServer } from './helpers/model-server.ts';
+import { DEFAULT_DESCRIPTION, fakeEmbedding, type ModelServer, startModelServer } from './helpers/model-server.ts';
 
 type Api = ReturnType<typeof client>;
 type Events = FormattedExecutionResult<BatchProgressSubscription>[];
@@ -57,11 +57,14 @@ async function expectRenditions(u: UploadMediaFieldsFragment) {
   return { thumb: thumb.body, preview: preview.body };
 }
 
+// These tests follow every stage; by default a fast stage is not published (see the last block).
+const EVERY_STAGE = { PROGRESS_INTERVAL_MS: '0' };
+
 describe('without a model server', () => {
   let app: TestApp;
   let api: Api;
   beforeAll(async () => {
-    app = await startTestApp();
+    app = await startTestApp({ env: EVERY_STAGE });
     api = client(app);
   });
   afterAll(() => app?.close());
@@ -254,7 +257,7 @@ describe('with a model server', () => {
   let api: Api;
   beforeAll(async () => {
     model = await startModelServer();
-    app = await startTestApp({ env: { OLLAMA_URL: model.url, OLLAMA_TIMEOUT_MS: '5000' } });
+    app = await startTestApp({ env: { ...EVERY_STAGE, OLLAMA_URL: model.url, OLLAMA_TIMEOUT_MS: '5000' } });
     api = client(app);
   });
   afterAll(async () => {
@@ -311,3 +314,44 @@ describe('with a model server', () => {
     expect(await media.shareOf(first, [255, 0, 0], 90)).toBeGreaterThan(0.5);
   });
 });
+
+describe('progress at the default PROGRESS_INTERVAL_MS (250 ms)', () => {
+  let model: ModelServer;
+  let app: TestApp;
+  let api: Api;
+  beforeAll(async () => {
+    model = await startModelServer();
+    app = await startTestApp({ env: { OLLAMA_URL: model.url, OLLAMA_TIMEOUT_MS: '5000' } });
+    api = client(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await model?.close();
+  });
+
+  it('publishes only the milestones of stages that pass at once, and every stage that lasts', async () => {
+    // The photo's own stages take milliseconds; describing and embedding take 600 ms each.
+    model.setBehavior(({ path }) => (path === '/api/generate' || path === '/api/embed' ? { ...slowly(path), delayMs: 600 } : undefined));
+    const { token } = await api.signUp();
+    const { uploads, events } = await uploadAndWait(app, api, token, [
+      { name: 'a.png', data: await images.png({ width: 73 }) },
+      { name: 'b.png', data: await images.png({ width: 74 }) },
+    ]);
+    for (const u of uploads) {
+      expect(u).toMatchObject({ status: 'COMPLETED', analysisStatus: 'COMPLETED' });
+      const stages = stagesOf(events, u.id);
+      // thumbnail and metadata were superseded by describing within the interval; embedding and
+      // indexing began more than an interval after the stage before them, so went out at once.
+      expect(stages.map((s) => s.stage)).toEqual(['started', 'describing', 'embedding', 'indexing', 'completed']);
+      const percents = stages.map((s) => s.percent);
+      expect(percents).toEqual([...percents].sort((a, b) => a - b));
+      expect(percents.at(-1)).toBe(100);
+    }
+  });
+});
+
+function slowly(path: string) {
+  return path === '/api/generate'
+    ? { status: 200, body: { response: DEFAULT_DESCRIPTION, done: true } }
+    : { status: 200, body: { embeddings: [fakeEmbedding(DEFAULT_DESCRIPTION)] } };
+}

@@ -9,7 +9,8 @@ let model: ModelServer;
 let app: TestApp;
 beforeAll(async () => {
   model = await startModelServer();
-  app = await startTestApp({ worker: false, env: { OLLAMA_URL: model.url, OLLAMA_TIMEOUT_MS: '5000' } });
+  // Every stage is published (PROGRESS_INTERVAL_MS 0): the test checks the analysis stages were reported.
+  app = await startTestApp({ worker: false, env: { PROGRESS_INTERVAL_MS: '0', OLLAMA_URL: model.url, OLLAMA_TIMEOUT_MS: '5000' } });
 });
 afterAll(async () => {
   await app?.close();

@@ -56,23 +56,11 @@ export async function completeBatch(db: Database, id: string) {
     .executeTakeFirst();
 }
 
-export async function countBatchOutcome(db: Database, id: string, outcome: 'COMPLETED' | 'FAILED') {
-  await db
-    .updateTable('batches')
-    .set((eb) =>
-      outcome === 'COMPLETED'
-        ? { successfulUploads: eb('successfulUploads', '+', 1), updatedAt: now() }
-        : { failedUploads: eb('failedUploads', '+', 1), updatedAt: now() },
-    )
-    .where('id', '=', id)
-    .execute();
-}
-
-/** Takes the batch's next event number; undefined when the batch is gone. */
-export async function nextEventSeq(db: Database, id: string) {
+/** Takes the batch's next `count` event numbers and returns the last; undefined when the batch is gone. */
+export async function nextEventSeq(db: Database, id: string, count = 1) {
   const row = await db
     .updateTable('batches')
-    .set((eb) => ({ eventSeq: eb('eventSeq', '+', 1) }))
+    .set((eb) => ({ eventSeq: eb('eventSeq', '+', count) }))
     .where('id', '=', id)
     .returning('eventSeq')
     .executeTakeFirst();

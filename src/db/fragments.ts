@@ -8,11 +8,6 @@ export function ownedBy(userId: string | undefined) {
   return () => (userId === undefined ? sql<boolean>`true` : sql<boolean>`${sql.ref('userId')} = ${userId}`);
 }
 
-/** Uploads the worker still has to finish (a PROCESSING one was interrupted by a crash). */
-export function unfinished(eb: ExpressionBuilder<DB, 'uploads'>) {
-  return eb('uploads.status', 'in', ['PENDING', 'PROCESSING']);
-}
-
 type BatchColumn = keyof Batches;
 // Listed as an object so that the typecheck fails when the generated types gain or lose a column.
 const batchColumns = Object.keys({

@@ -1,11 +1,43 @@
 import { sql } from 'kysely';
 import type { Database } from './database.ts';
+import type { UploadRow } from './uploads.ts';
 
 export type RunOutcome = 'COMPLETED' | 'RETRY' | 'FAILED' | 'ABORTED';
 
 export async function startRun(db: Database, run: { uploadId: string; batchId: string; workerId: string }) {
   const row = await db.insertInto('uploadRuns').values(run).returning('id').executeTakeFirstOrThrow();
   return row.id;
+}
+
+export type Claim = { owner: false } | { owner: true; upload: undefined } | { owner: true; upload: UploadRow; runId: string };
+
+/**
+ * One round trip for what the worker must know and do before the next upload's media work:
+ * the job lock is still ours (after a forced unlock another worker owns the batch), the next
+ * unfinished upload after position `after` (none once the batch is no longer PROCESSING, e.g.
+ * cancelled), PENDING → PROCESSING, and the run that records this attempt.
+ */
+export async function claimNextRun(db: Database, c: { batchId: string; after: number; jobId: string; workerId: string }): Promise<Claim> {
+  const { rows } = await sql<UploadRow & { owner: boolean; runId: string | null }>`
+    with owner as (
+      select exists(select 1 from graphile_worker.jobs where id = ${c.jobId} and locked_by = ${c.workerId}) as ok
+    ), next as (
+      select u.id from uploads u
+       where u.batch_id = ${c.batchId} and u.status in ('PENDING', 'PROCESSING') and u.position > ${c.after}
+         and exists (select 1 from batches b where b.id = ${c.batchId} and b.status = 'PROCESSING')
+       order by u.position limit 1
+    ), started as (
+      update uploads u set status = 'PROCESSING', started_at = coalesce(u.started_at, now()), updated_at = now()
+        from next, owner where u.id = next.id and owner.ok
+      returning u.*
+    ), run as (
+      insert into upload_runs (upload_id, batch_id, worker_id) select id, batch_id, ${c.workerId} from started returning id
+    )
+    select owner.ok as owner, (select id from run) as run_id, started.* from owner left join started on true`.execute(db);
+  const { owner, runId, ...upload } = rows[0]!;
+  if (!owner) return { owner: false };
+  if (!runId) return { owner: true, upload: undefined };
+  return { owner: true, upload: upload as UploadRow, runId };
 }
 
 export async function finishRun(db: Database, id: string, outcome: RunOutcome) {

@@ -1,7 +1,7 @@
 import type { Insertable, Selectable } from 'kysely';
 import type { CaptureMetadata } from '../services/exif.ts';
 import type { Database } from './database.ts';
-import { batchPrefixed, now, ownedBy, splitBatch, unfinished } from './fragments.ts';
+import { batchPrefixed, now, ownedBy, splitBatch } from './fragments.ts';
 import type { Uploads } from './types.ts';
 
 export type UploadRow = Selectable<Uploads>;
@@ -54,29 +54,6 @@ export async function listUploads(
     .execute();
 }
 
-/** The next upload to work on; none once the batch is no longer PROCESSING (e.g. cancelled). */
-export async function nextUnfinishedUpload(db: Database, batchId: string) {
-  return db
-    .selectFrom('uploads')
-    .selectAll()
-    .where('batchId', '=', batchId)
-    .where(unfinished)
-    .where((eb) => eb.exists(eb.selectFrom('batches').select('id').where('id', '=', batchId).where('status', '=', 'PROCESSING')))
-    .orderBy('position')
-    .limit(1)
-    .executeTakeFirst();
-}
-
-export async function startUpload(db: Database, id: string) {
-  return db
-    .updateTable('uploads')
-    .set((eb) => ({ status: 'PROCESSING', startedAt: eb.fn.coalesce('startedAt', now()), updatedAt: now() }))
-    .where('id', '=', id)
-    .where(unfinished)
-    .returningAll()
-    .executeTakeFirst();
-}
-
 /** A failed attempt that will be retried: counted, the reason kept, the upload stays PROCESSING. */
 export async function recordFailedAttempt(db: Database, id: string, errorMessage: string) {
   return db
@@ -107,20 +84,43 @@ export type UploadOutcome =
   | { status: 'FAILED'; errorMessage: string };
 
 /**
- * Records the final attempt. Only a PROCESSING row transitions, so a re-run can never
- * finish (and count) the same upload twice; returns undefined when nothing changed.
+ * Records an attempt's final outcome in one statement (one round trip, one commit): its run
+ * ends at `endedAt`, the upload takes its final state, and the batch counts it. Only a
+ * PROCESSING row transitions, so a re-run can never finish (and count) the same upload twice;
+ * returns undefined when nothing changed.
  */
-export async function finishUpload(db: Database, id: string, outcome: UploadOutcome) {
+export async function finishUpload(
+  db: Database,
+  run: { id: string; uploadId: string; batchId: string; endedAt: Date },
+  outcome: UploadOutcome,
+) {
   const values =
     outcome.status === 'COMPLETED'
       ? { ...outcome, errorMessage: null }
       : { status: outcome.status, errorMessage: outcome.errorMessage };
+  const counter = outcome.status === 'COMPLETED' ? 'successfulUploads' : 'failedUploads';
   return db
-    .updateTable('uploads')
-    .set((eb) => ({ ...values, attempts: eb('attempts', '+', 1), completedAt: now(), updatedAt: now() }))
-    .where('id', '=', id)
-    .where('status', '=', 'PROCESSING')
-    .returningAll()
+    .with('run', (qb) =>
+      qb.updateTable('uploadRuns').set({ outcome: outcome.status, finishedAt: run.endedAt }).where('id', '=', run.id).returning('id'),
+    )
+    .with('done', (qb) =>
+      qb
+        .updateTable('uploads')
+        .set((eb) => ({ ...values, attempts: eb('attempts', '+', 1), completedAt: now(), updatedAt: now() }))
+        .where('id', '=', run.uploadId)
+        .where('status', '=', 'PROCESSING')
+        .returning('id'),
+    )
+    .with('counted', (qb) =>
+      qb
+        .updateTable('batches')
+        .set((eb) => ({ [counter]: eb(counter, '+', 1), updatedAt: now() }))
+        .where('id', '=', run.batchId)
+        .where((eb) => eb.exists(eb.selectFrom('done').select('done.id')))
+        .returning('id'),
+    )
+    .selectFrom('done')
+    .select('done.id')
     .executeTakeFirst();
 }
 

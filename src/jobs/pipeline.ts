@@ -17,7 +17,8 @@ export type FileStage =
   | 'failed';
 
 type Completed = Extract<UploadOutcome, { status: 'COMPLETED' }>;
-type OnStage = (stage: FileStage, percent: number) => Promise<unknown>;
+// Reporting never waits: progress is off the media work's path (upload-progress.ts).
+type OnStage = (stage: FileStage, percent: number) => void;
 
 // Relative cost of each step, so `percent` is the share of this upload's work already done.
 // Which steps run is known up front (analysis only with a model server), so the shares are exact.
@@ -58,7 +59,7 @@ export async function runPipeline(
     await ctx.storage.put(key, data);
   };
   try {
-    await onStage('thumbnail', at.thumbnail);
+    onStage('thumbnail', at.thumbnail);
     const media = row.mimeType.startsWith('video/')
       ? await video(ctx, original, !!analyzer, signal)
       : await image(original, !!analyzer, signal);
@@ -66,7 +67,7 @@ export async function runPipeline(
     const previewKey = `previews/${row.userId}/${row.id}.${media.preview.format === 'jpeg' ? 'jpg' : 'webp'}`;
     await Promise.all([put(thumbnailKey, media.thumbnail.data), put(previewKey, media.preview.data)]);
 
-    await onStage('metadata', at.metadata);
+    onStage('metadata', at.metadata);
     const metadata = await media.metadata();
 
     let analysis: Analysis | null = null;
@@ -80,7 +81,7 @@ export async function runPipeline(
       );
     }
     // The row's search document is rebuilt as the outcome is written, right after this.
-    await onStage('indexing', at.indexing);
+    onStage('indexing', at.indexing);
     return {
       status: 'COMPLETED',
       width: media.width,

@@ -1,21 +1,12 @@
 import type { JobHelpers } from 'graphile-worker';
-import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
-import { completeBatch, countBatchOutcome, startBatch } from '../db/batches.ts';
-import { finishRun, startRun } from '../db/upload-runs.ts';
-import {
-  finishUpload,
-  nextUnfinishedUpload,
-  recordFailedAttempt,
-  releaseUpload,
-  startUpload,
-  type UploadOutcome,
-  type UploadRow,
-  uploadState,
-} from '../db/uploads.ts';
-import { emitProgress } from '../services/progress.ts';
+import { completeBatch, startBatch } from '../db/batches.ts';
+import { claimNextRun, finishRun, startRun } from '../db/upload-runs.ts';
+import { finishUpload, recordFailedAttempt, releaseUpload, type UploadOutcome, type UploadRow, uploadState } from '../db/uploads.ts';
+import { progressQueue } from '../services/progress.ts';
 import { enqueueProcessBatch, ProcessBatchPayload } from './contract.ts';
-import { type FileStage, runPipeline } from './pipeline.ts';
+import { runPipeline } from './pipeline.ts';
+import { uploadProgress } from './upload-progress.ts';
 
 export type BatchJobHelpers = Pick<JobHelpers, 'abortSignal'> & { job: { id: string; locked_by?: string | null } };
 
@@ -26,9 +17,15 @@ export interface BatchJobOptions {
   sliceMs: number;
   /** How often a running upload checks whether it was cancelled or deleted. */
   watchIntervalMs: number;
+  /** At most one intermediate stage event per upload per interval (see upload-progress.ts). */
+  progressIntervalMs: number;
 }
 
 class Interrupted extends Error {}
+
+type Emit = ReturnType<typeof progressQueue>['emit'];
+type Step = { result: 'done' | 'gone' | 'cancelled' | 'interrupted'; finishing: Promise<unknown> };
+const settled: Promise<unknown> = Promise.resolve();
 
 /**
  * Works through a batch's unfinished uploads one at a time, in creation order.
@@ -36,16 +33,38 @@ class Interrupted extends Error {}
  * re-run after a crash continues exactly where the rows say it stopped.
  */
 export async function processBatch(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpers, opts: BatchJobOptions) {
+  const progress = progressQueue(ctx);
+  try {
+    await work(ctx, rawPayload, helpers, opts, progress.emit);
+  } finally {
+    await progress.flush();
+  }
+}
+
+/**
+ * The media work is one upload at a time; the bookkeeping does not queue in front of it. While
+ * upload i+1 decodes, upload i's outcome commits and its events go out (after that commit, in
+ * order). The next upload is claimed by position, so it never waits for the previous outcome; a
+ * crash in between leaves at most two uploads PROCESSING, which the next run redoes, as it redoes
+ * any interrupted upload.
+ */
+async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpers, opts: BatchJobOptions, emit: Emit) {
   const { batchId } = ProcessBatchPayload.parse(rawPayload);
   const stop = opts.livenessSignal ? AbortSignal.any([helpers.abortSignal, opts.livenessSignal]) : helpers.abortSignal;
   const workerId = helpers.job.locked_by ?? 'unknown';
   const batch = await startBatch(ctx.db, batchId);
   if (!batch) return; // deleted, finished or cancelled meanwhile: nothing to do
-  await emitProgress(ctx, { type: 'batch', batchId, terminal: false });
+  emit({ type: 'batch', batchId, terminal: false });
 
   const deadline = Date.now() + opts.sliceMs;
+  let after = -1;
+  let finishing = settled;
+  let broken = false;
   for (;;) {
+    // An outcome that could not be written fails the job now, not after the rest of the batch.
+    if (broken) await finishing;
     if (stop.aborted || Date.now() > deadline) {
+      await finishing;
       // Hand the rest to a fresh job (any worker may take it) and end this one cleanly:
       // nothing stays locked, and a shutdown costs the job no attempt.
       if (stop.aborted && opts.livenessSignal?.aborted) {
@@ -55,58 +74,62 @@ export async function processBatch(ctx: AppContext, rawPayload: unknown, helpers
       await enqueueProcessBatch(ctx.db, { batchId });
       return;
     }
-    if (!(await stillOwnsJob(ctx, helpers.job.id, workerId))) {
+    const claim = await claimNextRun(ctx.db, { batchId, after, jobId: helpers.job.id, workerId });
+    if (!claim.owner) {
+      await finishing;
       ctx.logger.warn({ batchId, jobId: helpers.job.id, workerId }, 'job lock lost to another worker; stopping');
       return;
     }
-    const upload = await nextUnfinishedUpload(ctx.db, batchId);
-    if (!upload) break;
-    const result = await processUpload(ctx, upload, { stop, workerId, watchIntervalMs: opts.watchIntervalMs });
-    if (result === 'cancelled') return;
+    if (!claim.upload) break;
+    after = claim.upload.position;
+    const step = await processUpload(ctx, claim.upload, claim.runId, finishing, { ...opts, stop, workerId, emit });
+    finishing = step.finishing;
+    finishing.catch(() => (broken = true)); // awaited above or below; never unhandled meanwhile
+    if (step.result === 'cancelled') {
+      await finishing;
+      return;
+    }
   }
+  await finishing;
 
-  if (await completeBatch(ctx.db, batchId)) {
-    await emitProgress(ctx, { type: 'batch', batchId, terminal: true });
-  }
+  if (await completeBatch(ctx.db, batchId)) emit({ type: 'batch', batchId, terminal: true });
 }
 
-/** The job lock is our lease on the batch; after a forced unlock another worker owns it. */
-async function stillOwnsJob(ctx: AppContext, jobId: string, workerId: string) {
-  const { rows } = await sql<{ ok: boolean }>`
-    select exists(select 1 from graphile_worker.jobs where id = ${jobId} and locked_by = ${workerId}) as ok`.execute(ctx.db);
-  return rows[0]?.ok === true;
-}
+type UploadOptions = BatchJobOptions & { stop: AbortSignal; workerId: string; emit: Emit };
 
-async function processUpload(
-  ctx: AppContext,
-  upload: UploadRow,
-  { stop, workerId, watchIntervalMs }: { stop: AbortSignal; workerId: string; watchIntervalMs: number },
-): Promise<'done' | 'gone' | 'cancelled' | 'interrupted'> {
-  const fileEvent = (stage: FileStage, percent: number) =>
-    emitProgress(ctx, { type: 'file', batchId: upload.batchId, uploadId: upload.id, stage, percent });
+/**
+ * Runs the pipeline on a claimed upload. A success or a final failure is recorded behind
+ * `previous` (outcomes commit in order) and handed back as `finishing`, for the caller to await
+ * when it must; an interruption or a retry is handled at once, after `previous`.
+ */
+async function processUpload(ctx: AppContext, upload: UploadRow, firstRunId: string, previous: Promise<unknown>, o: UploadOptions): Promise<Step> {
+  const progress = uploadProgress(o.emit, upload, previous, o.progressIntervalMs);
+  progress.milestone('started', 0);
 
-  let row = await startUpload(ctx.db, upload.id);
-  if (!row) return 'gone';
-  await fileEvent('started', 0);
-
+  let row = upload;
+  let runId = firstRunId;
   for (;;) {
-    const runId = await startRun(ctx.db, { uploadId: row.id, batchId: row.batchId, workerId });
-    const watch = watchUpload(ctx, row.id, watchIntervalMs);
+    const watch = watchUpload(ctx, row.id, o.watchIntervalMs);
     // Our own bound on a whole attempt, over sharp's and the model server's own timeouts.
     const deadline = AbortSignal.timeout(ctx.config.worker.uploadTimeoutMs);
-    const signal = AbortSignal.any([stop, watch.signal, deadline]);
+    const signal = AbortSignal.any([o.stop, watch.signal, deadline]);
     let outcome: UploadOutcome;
+    // The run ends with its media work, though its outcome commits later: runs must not overlap.
+    let endedAt: Date;
     try {
-      outcome = await runPipeline(ctx, row, { signal, onStage: fileEvent });
+      outcome = await runPipeline(ctx, row, { signal, onStage: progress.stage });
       if (signal.aborted) throw signal.reason;
+      endedAt = new Date();
     } catch (err) {
+      await previous;
+      previous = settled;
       if (signal.aborted && !deadline.aborted) {
         // Not the file's fault: the attempt does not count and the upload is redone later.
         await finishRun(ctx.db, runId, 'ABORTED');
         const why = watch.signal.aborted ? (watch.signal.reason as Interrupted).message : 'interrupted';
         if (why === 'deleted') await ctx.storage.removeUpload(row.userId, row.id);
         else await releaseUpload(ctx.db, row.id);
-        return why === 'deleted' ? 'gone' : why === 'cancelled' ? 'cancelled' : 'interrupted';
+        return { result: why === 'deleted' ? 'gone' : why === 'cancelled' ? 'cancelled' : 'interrupted', finishing: settled };
       }
       const errorMessage = deadline.aborted
         ? `Processing took longer than ${ctx.config.worker.uploadTimeoutMs / 1000} s`
@@ -116,21 +139,26 @@ async function processUpload(
       ctx.logger.warn({ uploadId: row.id, attempt: row.attempts + 1, err: errorMessage }, 'upload attempt failed');
       if (row.attempts + 1 < ctx.config.worker.uploadMaxAttempts) {
         await finishRun(ctx.db, runId, 'RETRY');
-        row = await recordFailedAttempt(ctx.db, row.id, errorMessage);
-        if (!row) return 'gone';
-        await fileEvent('retrying', 0);
+        const again = await recordFailedAttempt(ctx.db, row.id, errorMessage);
+        if (!again) return { result: 'gone', finishing: settled };
+        row = again;
+        progress.milestone('retrying', 0);
+        runId = await startRun(ctx.db, { uploadId: row.id, batchId: row.batchId, workerId: o.workerId });
         continue;
       }
       outcome = { status: 'FAILED', errorMessage };
+      endedAt = new Date();
     } finally {
       watch.stop();
     }
-    await finishRun(ctx.db, runId, outcome.status);
-    const recorded = await recordOutcome(ctx, row, outcome);
-    if (!recorded) return 'gone';
-    await fileEvent(outcome.status === 'COMPLETED' ? 'completed' : 'failed', 100);
-    await emitProgress(ctx, { type: 'batch', batchId: row.batchId, terminal: false });
-    return 'done';
+    const done = row;
+    const finishing = previous.then(async () => {
+      if (!(await recordOutcome(ctx, done, outcome, runId, endedAt))) return;
+      progress.milestone(outcome.status === 'COMPLETED' ? 'completed' : 'failed', 100);
+      await progress.sent;
+      o.emit({ type: 'batch', batchId: done.batchId, terminal: false });
+    });
+    return { result: 'done', finishing };
   }
 }
 
@@ -149,13 +177,8 @@ function watchUpload(ctx: AppContext, uploadId: string, intervalMs: number) {
   return { signal: controller.signal, stop: () => clearInterval(timer) };
 }
 
-/** The upload's final state and the batch counter move in one transaction, so they cannot disagree. */
-async function recordOutcome(ctx: AppContext, row: UploadRow, outcome: UploadOutcome) {
-  const finished = await ctx.db.transaction().execute(async (trx) => {
-    const done = await finishUpload(trx, row.id, outcome);
-    if (done) await countBatchOutcome(trx, row.batchId, outcome.status);
-    return done;
-  });
+async function recordOutcome(ctx: AppContext, row: UploadRow, outcome: UploadOutcome, runId: string, endedAt: Date) {
+  const finished = await finishUpload(ctx.db, { id: runId, uploadId: row.id, batchId: row.batchId, endedAt }, outcome);
   // Deleted while we worked: whatever we produced for it must not stay behind.
   if (!finished) await ctx.storage.removeUpload(row.userId, row.id);
   return finished;

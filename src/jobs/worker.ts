@@ -45,6 +45,7 @@ export async function startWorker(ctx: AppContext): Promise<WorkerHandle> {
             livenessSignal: liveness.signal,
             sliceMs: w.jobSliceMs,
             watchIntervalMs: w.watchIntervalMs,
+            progressIntervalMs: w.progressIntervalMs,
           });
         },
       },

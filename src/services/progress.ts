@@ -3,17 +3,49 @@ import { nextEventSeq } from '../db/batches.ts';
 import type { BatchEvent, FileEvent } from './events.ts';
 
 type Unnumbered = Omit<BatchEvent, 'seq'> | Omit<FileEvent, 'seq'>;
+type Ctx = Pick<AppContext, 'db' | 'bus' | 'logger'>;
 
 /**
  * Numbers an event from the batch's sequence and publishes it. Best-effort by design:
  * progress must never fail the work it reports on, so errors are logged and swallowed.
  */
-export async function emitProgress(ctx: Pick<AppContext, 'db' | 'bus' | 'logger'>, event: Unnumbered) {
+export async function emitProgress(ctx: Ctx, event: Unnumbered) {
+  await publishNumbered(ctx, event.batchId, [event]);
+}
+
+/**
+ * A job's progress, off its critical path: emit() returns at once, and one drain loop numbers
+ * whatever has queued up meanwhile with a single UPDATE (event_seq + n) and publishes it in
+ * order. A batch's events keep their order, and a burst costs one write instead of one each.
+ * flush() waits until everything emitted so far is out.
+ */
+export function progressQueue(ctx: Ctx) {
+  const queue: Unnumbered[] = [];
+  let draining: Promise<void> | undefined;
+  async function drain() {
+    while (queue.length) {
+      const events = queue.splice(0);
+      for (const [batchId, list] of Map.groupBy(events, (e) => e.batchId)) await publishNumbered(ctx, batchId, list);
+    }
+  }
+  return {
+    emit(event: Unnumbered) {
+      queue.push(event);
+      draining ??= drain().finally(() => (draining = undefined));
+    },
+    async flush() {
+      while (draining) await draining;
+    },
+  };
+}
+
+async function publishNumbered(ctx: Ctx, batchId: string, events: Unnumbered[]) {
   try {
-    const seq = await nextEventSeq(ctx.db, event.batchId);
-    if (seq === undefined) return;
-    await ctx.bus.publish({ ...event, seq } as BatchEvent | FileEvent);
+    const last = await nextEventSeq(ctx.db, batchId, events.length);
+    if (last === undefined) return; // the batch is gone, and so is everyone's interest in it
+    const first = last - events.length + 1;
+    await Promise.all(events.map((e, i) => ctx.bus.publish({ ...e, seq: first + i } as BatchEvent | FileEvent)));
   } catch (err) {
-    ctx.logger.warn({ err, batchId: event.batchId }, 'progress event not emitted');
+    ctx.logger.warn({ err, batchId }, 'progress event not emitted');
   }
 }
