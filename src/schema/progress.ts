@@ -28,7 +28,8 @@ const FileProgress = builder.objectRef<FileProgressShape>('FileProgress').implem
     batch: t.field({ type: BatchRef, resolve: (e) => e.batch }),
     upload: t.field({ type: UploadRef, resolve: (e) => e.upload }),
     stage: t.exposeString('stage', {
-      description: 'started, thumbnail, metadata, describing, embedding, retrying, completed or failed.',
+      description:
+        'started, thumbnail, metadata, describing, embedding, indexing, retrying, completed or failed. The stages between started and the end are published at most once per PROGRESS_INTERVAL_MS, the newest winning.',
     }),
     percent: t.exposeInt('percent', { description: "The upload's own progress, 0–100." }),
     seq: t.exposeInt('seq', { description: SEQ }),
