@@ -6,7 +6,7 @@ import { finishUpload, recordFailedAttempt, releaseUpload, type UploadOutcome, t
 import { progressQueue } from '../services/progress.ts';
 import { enqueueProcessBatch, ProcessBatchPayload } from './contract.ts';
 import { runPipeline } from './pipeline.ts';
-import { uploadProgress } from './upload-progress.ts';
+import { latestOnly, uploadProgress } from './upload-progress.ts';
 
 export type BatchJobHelpers = Pick<JobHelpers, 'abortSignal'> & { job: { id: string; locked_by?: string | null } };
 
@@ -54,7 +54,26 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
   const workerId = helpers.job.locked_by ?? 'unknown';
   const batch = await startBatch(ctx.db, batchId);
   if (!batch) return; // deleted, finished or cancelled meanwhile: nothing to do
-  emit({ type: 'batch', batchId, terminal: false });
+  // The counts change with every upload; like a stage, they go out at most once per interval.
+  const counts = latestOnly<void>(opts.progressIntervalMs, () => emit({ type: 'batch', batchId, terminal: false }));
+  counts.now();
+  let finished = false;
+  try {
+    finished = await uploads(ctx, batchId, helpers, opts, { stop, workerId, emit, counted: counts.offer });
+  } finally {
+    // The terminal event carries the final counts; otherwise, whoever goes on with the batch,
+    // its subscribers have the latest.
+    if (finished) counts.drop();
+    else counts.flush();
+  }
+  if (finished && (await completeBatch(ctx.db, batchId))) emit({ type: 'batch', batchId, terminal: true });
+}
+
+type UploadOptions = BatchJobOptions & { stop: AbortSignal; workerId: string; emit: Emit; counted: () => void };
+
+/** The batch's uploads until none is left (true), or until the job hands over or must stop (false). */
+async function uploads(ctx: AppContext, batchId: string, helpers: BatchJobHelpers, opts: BatchJobOptions, o: Omit<UploadOptions, keyof BatchJobOptions>) {
+  const { stop, workerId } = o;
 
   const deadline = Date.now() + opts.sliceMs;
   let after = -1;
@@ -69,33 +88,30 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
       // nothing stays locked, and a shutdown costs the job no attempt.
       if (stop.aborted && opts.livenessSignal?.aborted) {
         ctx.logger.warn({ batchId }, 'liveness lost; leaving the batch to whoever unlocks it');
-        return;
+        return false;
       }
       await enqueueProcessBatch(ctx.db, { batchId });
-      return;
+      return false;
     }
     const claim = await claimNextRun(ctx.db, { batchId, after, jobId: helpers.job.id, workerId });
     if (!claim.owner) {
       await finishing;
       ctx.logger.warn({ batchId, jobId: helpers.job.id, workerId }, 'job lock lost to another worker; stopping');
-      return;
+      return false;
     }
     if (!claim.upload) break;
     after = claim.upload.position;
-    const step = await processUpload(ctx, claim.upload, claim.runId, finishing, { ...opts, stop, workerId, emit });
+    const step = await processUpload(ctx, claim.upload, claim.runId, finishing, { ...opts, ...o });
     finishing = step.finishing;
     finishing.catch(() => (broken = true)); // awaited above or below; never unhandled meanwhile
     if (step.result === 'cancelled') {
       await finishing;
-      return;
+      return false;
     }
   }
   await finishing;
-
-  if (await completeBatch(ctx.db, batchId)) emit({ type: 'batch', batchId, terminal: true });
+  return true;
 }
-
-type UploadOptions = BatchJobOptions & { stop: AbortSignal; workerId: string; emit: Emit };
 
 /**
  * Runs the pipeline on a claimed upload. A success or a final failure is recorded behind
@@ -156,7 +172,7 @@ async function processUpload(ctx: AppContext, upload: UploadRow, firstRunId: str
       if (!(await recordOutcome(ctx, done, outcome, runId, endedAt))) return;
       progress.milestone(outcome.status === 'COMPLETED' ? 'completed' : 'failed', 100);
       await progress.sent;
-      o.emit({ type: 'batch', batchId: done.batchId, terminal: false });
+      o.counted();
     });
     return { result: 'done', finishing };
   }

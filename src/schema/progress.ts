@@ -15,7 +15,8 @@ const SEQ =
   'Increases with every event of the batch, across worker restarts; after a reconnect, drop events whose seq is not above the last one applied.';
 
 const BatchProgress = builder.objectRef<BatchProgressShape>('BatchProgress').implement({
-  description: 'The batch changed (or, as the first event, its current state).',
+  description:
+    'The batch changed (or, as the first event, its current state). While uploads finish quickly, at most one per PROGRESS_INTERVAL_MS with the latest counts; the terminal state always.',
   fields: (t) => ({
     batch: t.field({ type: BatchRef, resolve: (e) => e.batch }),
     seq: t.exposeInt('seq', { description: SEQ }),
