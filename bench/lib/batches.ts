@@ -35,9 +35,15 @@ export async function runBatches(
 ) {
   const groups = Array.from({ length: count }, (_, g) => photos.filter((_, i) => i % count === g)).filter((g) => g.length);
   let pending = groups.length;
-  const created = () => void (--pending === 0 && onAllCreated?.());
+  let allCreatedAt = NaN;
+  const created = () => {
+    if (--pending > 0) return;
+    allCreatedAt = performance.now();
+    onAllCreated?.();
+  };
   const t0 = performance.now();
   const runs = await Promise.race([Promise.all(groups.map((g) => runBatch(graphqlUrl, ws, token, g, created))), abort]);
   const end = Math.max(...runs.map((r) => r.doneAt));
-  return { ms: end - t0, runs, failed: runs.reduce((n, r) => n + r.failed, 0) };
+  /** `createdMs`: until every createBatch had answered, i.e. spent receiving before (all) processing could start. */
+  return { ms: end - t0, createdMs: allCreatedAt - t0, runs, failed: runs.reduce((n, r) => n + r.failed, 0) };
 }

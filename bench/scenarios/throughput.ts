@@ -56,7 +56,7 @@ export async function throughput(b: BenchContext) {
         used.client = (client.user + client.system) / 1000;
         svc.push(run.ms);
         failed = { svc: run.failed, bare: base.failed };
-        if (run.ms <= Math.min(...svc)) cpu = { ...used, bare: base.cpuMs, bareWall: base.ms };
+        if (run.ms <= Math.min(...svc)) cpu = { ...used, bare: base.cpuMs, bareWall: base.ms, created: run.createdMs };
         b.log(`concurrency ${parallelism} round ${r + 1}: service ${ms(run.ms)}, bare loop ${ms(base.ms)}`);
       }
       await ws.dispose();
@@ -72,6 +72,10 @@ export async function throughput(b: BenchContext) {
           `API ${num(cpu.api! / n)} ms (${num(cpu.apiReceiving! / n)} ms of it until every createBatch had answered), ` +
           `PostgreSQL backends ${num(cpu.postgres! / n)} ms, this bench as the client ${num(cpu.client! / n)} ms; ` +
           `bare loop ${num(cpu.bare! / n)} ms (its media work alone keeps ${num(cpu.bare! / cpu.bareWall!, 2)} of ${b.cores} cores busy)`,
+      );
+      b.note(
+        `concurrency ${parallelism}, receiving: every createBatch had answered ${ms(cpu.created!)} after the first request began ` +
+          `(${num((100 * cpu.created!) / Math.min(...svc))} % of the best service round, ${num((100 * cpu.created!) / Math.min(...bare))} % of the bare loop's time)`,
       );
       if (parallelism === 1) {
         b.report.add({
