@@ -1,8 +1,7 @@
 /**
- * Checks a received file once it is on disk, before anything decodes its pixels: what its
- * header promises (dimensions, frames) and whether it is also something other than an image.
+ * Checks a received file before anything decodes its pixels: what its header promises
+ * (dimensions, frames) and whether it is also something other than an image.
  */
-import { open } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { DetectedType } from '../services/filetype.ts';
 
@@ -12,24 +11,36 @@ export interface InspectionLimits {
   maxAnimationFrames: number;
 }
 
-const SCAN_BYTES = 64 * 1024;
+export const SCAN_BYTES = 64 * 1024;
 // Markup a browser or interpreter would act on. Each must be followed by printable text, as a real
 // payload is: that keeps the odds of matching random compressed pixel data negligible.
 const ACTIVE_CONTENT = /(<script|<html|<body|<iframe|<svg|<\?php|<!doctype|javascript:|<object|<embed)[\t\n\r\x20-\x7e]{8}/i;
 const PDF_HEADER = /%PDF-/;
+const EOCD = Buffer.from([0x50, 0x4b, 0x05, 0x06]);
+
+/**
+ * What the receiver kept of the file while writing it: all of it when small (reading it back
+ * would cost more than the checks), else its first and last SCAN_BYTES.
+ */
+export interface ReceivedContent {
+  path: string;
+  byteSize: number;
+  data: Buffer | null;
+  head: Buffer;
+  tail: Buffer;
+}
 
 export async function inspectFile(
-  path: string,
-  byteSize: number,
+  file: ReceivedContent,
   detected: DetectedType,
   limits: InspectionLimits,
 ): Promise<{ code: InspectionCode; message: string } | null> {
-  const polyglot = await findPolyglot(path, byteSize);
+  const polyglot = findPolyglot(file);
   if (polyglot) return { code: 'POLYGLOT', message: `The file is also ${polyglot}; refused` };
   // Videos are decoded by ffmpeg in the worker, which bounds them itself.
   if (detected.kind === 'video') return null;
 
-  const header = await readHeader(path);
+  const header = await readHeader(file.data ?? file.path);
   if (!header) return { code: 'CORRUPT_IMAGE', message: `The ${detected.format} header could not be read` };
   const pixels = header.width * header.height;
   if (pixels > limits.maxImagePixels) {
@@ -47,10 +58,11 @@ export async function inspectFile(
   return null;
 }
 
-async function readHeader(path: string) {
+async function readHeader(input: Buffer | string) {
   try {
     // Header only: no pixel is decoded here, so the size check itself cannot be bombed.
-    const m = await sharp(path, { limitInputPixels: false }).metadata();
+    // From a path, libvips opens the file once per loader it asks whether the format is its own.
+    const m = await sharp(input, { limitInputPixels: false }).metadata();
     if (m.width && m.height) return { width: m.width, height: m.height, frames: m.pages ?? 1 };
   } catch {
     // unreadable: reported below
@@ -58,22 +70,9 @@ async function readHeader(path: string) {
   return null;
 }
 
-async function readRange(path: string, start: number, length: number): Promise<Buffer> {
-  const file = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await file.read(buf, 0, length, start);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await file.close();
-  }
-}
-
 /** Active content in the head or tail (where payloads live), or a ZIP/JAR appended to the image. */
-async function findPolyglot(path: string, byteSize: number): Promise<string | null> {
-  const head = await readRange(path, 0, Math.min(SCAN_BYTES, byteSize));
-  const tail = byteSize > SCAN_BYTES ? await readRange(path, byteSize - SCAN_BYTES, SCAN_BYTES) : head;
-  for (const part of [head, tail]) {
+function findPolyglot({ head, tail, byteSize }: ReceivedContent): string | null {
+  for (const part of byteSize > SCAN_BYTES ? [head, tail] : [head]) {
     const m = ACTIVE_CONTENT.exec(part.toString('latin1'));
     if (m) return `HTML/script (found "${m[1]!.toLowerCase()}")`;
   }
@@ -85,9 +84,11 @@ async function findPolyglot(path: string, byteSize: number): Promise<string | nu
 /** A ZIP's end-of-central-directory record: its signature, with a comment that ends exactly at EOF. */
 function hasZipDirectory(tail: Buffer, byteSize: number): boolean {
   const tailStart = byteSize - tail.length;
-  for (let i = tail.length - 22; i >= 0; i--) {
-    if (tail.readUInt32LE(i) !== 0x06054b50) continue;
+  let i = tail.length >= 22 ? tail.lastIndexOf(EOCD, tail.length - 22) : -1;
+  while (i >= 0) {
     if (tailStart + i + 22 + tail.readUInt16LE(i + 20) === byteSize) return true;
+    // lastIndexOf counts a negative start from the end: stop at 0 instead.
+    i = i > 0 ? tail.lastIndexOf(EOCD, i - 1) : -1;
   }
   return false;
 }

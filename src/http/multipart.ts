@@ -6,15 +6,15 @@
 import busboy from 'busboy';
 import type { FileInfo } from 'busboy';
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import { DETECTION_BYTES, describeUnsupported, detectImageType } from '../services/filetype.ts';
 import type { DetectedType } from '../services/filetype.ts';
 import type { Storage } from '../services/storage.ts';
 import { type InspectionCode, inspectFile } from './inspect.ts';
+import { Spool } from './spool.ts';
 
 export type { DetectedType } from '../services/filetype.ts';
 
@@ -358,6 +358,8 @@ interface BatchState {
   exceeded: boolean;
   /** Every temp file this request created, for cleanup when the request fails. */
   tempPaths: Set<string>;
+  /** Its files arrive one at a time, so they share one spool buffer: no garbage per file. */
+  buffer?: Buffer;
 }
 
 const SVG = /<svg[\s>]/i;
@@ -387,10 +389,12 @@ async function receiveFile(
     return rejected(batchRejection);
   }
 
-  const tempPath = await storage.incomingPath();
+  const { path: tempPath, handle } = await storage.createIncoming();
   batch.tempPaths.add(tempPath);
+  const spool = new Spool(handle, batch.buffer);
   const hash = createHash('sha256');
   const head: Buffer[] = [];
+  let headBytes = 0;
   let kept = 0;
   let detected: DetectedType | null = null;
   let rejection: FileRejection | null = null;
@@ -403,72 +407,72 @@ async function receiveFile(
     code: 'FILE_TOO_LARGE',
     message: `Files may be at most ${limits.maxFileBytes} bytes`,
   });
-  // Detects the type from the buffered head; returns the head to write if the file is acceptable.
-  const decide = async (): Promise<Buffer | null> => {
-    const buf = Buffer.concat(head);
+  // Detects the type from the head received so far; rejects the file if it is not acceptable.
+  const decide = async () => {
+    const buf = head.length === 1 ? head[0]! : Buffer.concat(head);
     head.length = 0;
     detected = await detectImageType(buf);
-    if (detected) return buf;
+    if (detected) return;
     // SVG is XML that browsers run scripts in; sharp would even render it. Say so plainly.
     const what = SVG.test(buf.toString('latin1')) ? 'detected image/svg+xml, which can carry scripts' : await describeUnsupported(buf);
     reject({ code: 'UNSUPPORTED_TYPE', message: `Not a supported image: ${what}` });
-    return null;
+  };
+  const discard = async () => {
+    await spool.discard();
+    await rm(tempPath, { force: true });
+    batch.tempPaths.delete(tempPath);
   };
 
   try {
-    await pipeline(
-      stream,
-      async function* (chunks: AsyncIterable<Buffer>) {
-        let headBytes = 0;
-        for await (const chunk of chunks) {
-          size += chunk.length;
-          if (rejection) continue; // keep draining so busboy reaches the next part (within the waste budget)
-          if (stream.truncated) {
-            reject(tooLarge());
-            continue;
-          }
-          kept += chunk.length;
-          batch.bytes += chunk.length;
-          if (batch.bytes > limits.maxBatchBytes) {
-            batch.exceeded = true;
-            reject(batchRejection);
-            continue;
-          }
-          hash.update(chunk);
-          if (detected) {
-            yield chunk;
-          } else {
-            head.push(chunk);
-            headBytes += chunk.length;
-            if (headBytes >= DETECTION_BYTES) {
-              const buf = await decide();
-              if (buf) yield buf;
-            }
-          }
-        }
-        if (stream.truncated) reject(tooLarge());
-        else if (size === 0) reject({ code: 'EMPTY_FILE', message: 'The file is empty' });
-        else if (!rejection && !detected) {
-          const buf = await decide();
-          if (buf) yield buf;
-        }
-      },
-      createWriteStream(tempPath),
-    );
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (rejection) continue; // keep draining so busboy reaches the next part (within the waste budget)
+      if (stream.truncated) {
+        reject(tooLarge());
+        continue;
+      }
+      kept += chunk.length;
+      batch.bytes += chunk.length;
+      if (batch.bytes > limits.maxBatchBytes) {
+        batch.exceeded = true;
+        reject(batchRejection);
+        continue;
+      }
+      hash.update(chunk);
+      if (!detected) {
+        head.push(chunk);
+        headBytes += chunk.length;
+        if (headBytes >= DETECTION_BYTES) await decide();
+        if (rejection) continue;
+      }
+      await spool.add(chunk);
+    }
+    if (stream.truncated) reject(tooLarge());
+    else if (size === 0) reject({ code: 'EMPTY_FILE', message: 'The file is empty' });
+    else if (!rejection && !detected) await decide();
+    if (rejection) {
+      await discard();
+      return rejected(rejection);
+    }
+    const content = spool.content();
+    const written = spool.finish();
+    // A file held whole in memory is checked while it is written; a larger one once it is on disk.
+    if (!content.data) await written;
+    [rejection] = await Promise.all([
+      inspectFile({ path: tempPath, byteSize: size, ...content }, detected!, {
+        maxImagePixels: limits.maxImagePixels ?? Infinity,
+        maxAnimationFrames: limits.maxAnimationFrames ?? Infinity,
+      }),
+      written,
+    ]);
   } catch (err) {
-    await rm(tempPath, { force: true });
-    batch.tempPaths.delete(tempPath);
+    await discard();
     // A refused file whose remaining bytes were cut off is still refused for its own reason.
     if (rejection) return rejected(rejection);
     throw err;
   }
 
-  rejection ??=
-    detected &&
-    (await inspectFile(tempPath, size, detected, {
-      maxImagePixels: limits.maxImagePixels ?? Infinity,
-      maxAnimationFrames: limits.maxAnimationFrames ?? Infinity,
-    }));
+  batch.buffer = spool.buffer;
   if (rejection) {
     await rm(tempPath, { force: true });
     batch.tempPaths.delete(tempPath);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { glob, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, glob, mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -9,8 +9,8 @@ import path from 'node:path';
  */
 export interface Storage {
   readonly root: string;
-  /** A fresh path for a file being received; callers commit or remove it. */
-  incomingPath(): Promise<string>;
+  /** A fresh file for one being received, open for writing; callers close it, then commit or remove it. */
+  createIncoming(): Promise<{ path: string; handle: FileHandle }>;
   /** Moves a received file to its permanent key (same filesystem, so a rename). */
   commit(tempPath: string, key: string): Promise<void>;
   put(key: string, data: Buffer): Promise<void>;
@@ -24,6 +24,20 @@ export interface Storage {
   sweepIncoming(maxAgeMs: number): Promise<number>;
 }
 
+/**
+ * Runs fn, creating dir only when fn finds it missing: a mkdir per file is a thread-pool round
+ * trip, and receiving a batch of small photos paid one per file, twice.
+ */
+async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await mkdir(dir, { recursive: true });
+    return fn();
+  }
+}
+
 const KEY = /^[a-z]+(\/[A-Za-z0-9-]+)+(\.[a-z0-9]+)?$/;
 
 export function createStorage(root: string): Storage {
@@ -34,14 +48,14 @@ export function createStorage(root: string): Storage {
   };
   return {
     root,
-    async incomingPath() {
-      await mkdir(incomingDir, { recursive: true });
-      return path.join(incomingDir, randomUUID());
+    async createIncoming() {
+      const file = path.join(incomingDir, randomUUID());
+      const handle = await inDir(incomingDir, () => open(file, 'wx'));
+      return { path: file, handle };
     },
     async commit(tempPath, key) {
       const target = resolve(key);
-      await mkdir(path.dirname(target), { recursive: true });
-      await rename(tempPath, target);
+      await inDir(path.dirname(target), () => rename(tempPath, target));
     },
     async put(key, data) {
       const target = resolve(key);
