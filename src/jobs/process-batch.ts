@@ -145,6 +145,7 @@ async function processUpload(ctx: AppContext, upload: UploadRow, firstRunId: str
         const why = watch.signal.aborted ? (watch.signal.reason as Interrupted).message : 'interrupted';
         if (why === 'deleted') await ctx.storage.removeUpload(row.userId, row.id);
         else await releaseUpload(ctx.db, row.id);
+        progress.drop();
         return { result: why === 'deleted' ? 'gone' : why === 'cancelled' ? 'cancelled' : 'interrupted', finishing: settled };
       }
       const errorMessage = deadline.aborted
@@ -156,7 +157,10 @@ async function processUpload(ctx: AppContext, upload: UploadRow, firstRunId: str
       if (row.attempts + 1 < ctx.config.worker.uploadMaxAttempts) {
         await finishRun(ctx.db, runId, 'RETRY');
         const again = await recordFailedAttempt(ctx.db, row.id, errorMessage);
-        if (!again) return { result: 'gone', finishing: settled };
+        if (!again) {
+          progress.drop();
+          return { result: 'gone', finishing: settled };
+        }
         row = again;
         progress.milestone('retrying', 0);
         runId = await startRun(ctx.db, { uploadId: row.id, batchId: row.batchId, workerId: o.workerId });
@@ -169,7 +173,7 @@ async function processUpload(ctx: AppContext, upload: UploadRow, firstRunId: str
     }
     const done = row;
     const finishing = previous.then(async () => {
-      if (!(await recordOutcome(ctx, done, outcome, runId, endedAt))) return;
+      if (!(await recordOutcome(ctx, done, outcome, runId, endedAt))) return progress.drop();
       progress.milestone(outcome.status === 'COMPLETED' ? 'completed' : 'failed', 100);
       await progress.sent;
       o.counted();

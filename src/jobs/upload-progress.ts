@@ -54,6 +54,8 @@ export function uploadProgress(emit: Emit, upload: { id: string; batchId: string
   return {
     milestone: (stage: FileStage, percent: number) => stages.now({ stage, percent }),
     stage: (stage: FileStage, percent: number) => stages.offer({ stage, percent }),
+    /** The upload is gone or given back: a stage still waiting would report on nothing. */
+    drop: stages.drop,
     /** Settles once everything reported so far has been handed to the queue. */
     get sent() {
       return chain;
