@@ -211,6 +211,13 @@ describe('renderImage', () => {
     await expect(promise).rejects.toThrow(/^Could not decode image: \S/);
   });
 
+  it('refuses more pixels than the limit it is given, before decoding, HEIC included', async () => {
+    const png = await file(fixtures.png({ width: 64, height: 48 }), 'png'); // 3,072 pixels
+    await expect(renderImage(png, { maxPixels: 3000 })).rejects.toThrow('Image is too large (over 0.003 megapixels)');
+    expect((await renderImage(png, { maxPixels: 3072 })).width).toBe(64);
+    await expect(renderImage(fileURLToPath(media.HEIC_FIXTURE), { maxPixels: 3000 })).rejects.toThrow('Image is too large');
+  });
+
   it('rejects bytes that are not an image', async () => {
     await expect(renderImage(await file(fixtures.corruptFile(), 'jpg'))).rejects.toThrow('Not a supported image format');
   });

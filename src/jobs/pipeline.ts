@@ -2,7 +2,7 @@ import type { AppContext } from '../context.ts';
 import type { UploadOutcome, UploadRow } from '../db/uploads.ts';
 import { analyzeMedia, type Analysis } from '../services/analyzer.ts';
 import { type CaptureMetadata, readExif } from '../services/exif.ts';
-import { modelImageOf, type Renditions, renderFrame, renderImage } from '../services/media.ts';
+import { modelImageOf, type RenderOptions, type Renditions, renderFrame, renderImage } from '../services/media.ts';
 import { extractPosterFrames, probeVideo } from '../services/video.ts';
 
 export type FileStage =
@@ -62,7 +62,7 @@ export async function runPipeline(
     onStage('thumbnail', at.thumbnail);
     const media = row.mimeType.startsWith('video/')
       ? await video(ctx, original, !!analyzer, signal)
-      : await image(original, !!analyzer, signal);
+      : await image(original, { signal, modelImage: !!analyzer, maxPixels: ctx.config.limits.maxImagePixels });
     const thumbnailKey = `thumbnails/${row.userId}/${row.id}.webp`;
     const previewKey = `previews/${row.userId}/${row.id}.${media.preview.format === 'jpeg' ? 'jpg' : 'webp'}`;
     await Promise.all([put(thumbnailKey, media.thumbnail.data), put(previewKey, media.preview.data)]);
@@ -114,17 +114,19 @@ interface Rendered extends Renditions {
   video?: { durationSeconds: number | null; codec: string; frameRate: number | null };
 }
 
-async function image(file: string, wantModelImage: boolean, signal: AbortSignal): Promise<Rendered> {
-  const r = await renderImage(file, { signal, modelImage: wantModelImage });
+async function image(file: string, opts: RenderOptions): Promise<Rendered> {
+  const r = await renderImage(file, opts);
   return { ...r, modelImages: r.modelImage ? [r.modelImage] : [], metadata: () => readExif(r.exif) };
 }
 
 async function video(ctx: AppContext, file: string, wantModelImages: boolean, signal: AbortSignal): Promise<Rendered> {
-  const tools = ctx.config.media;
+  // The same pixel bound as ingest's header check and the photos'.
+  const maxPixels = ctx.config.limits.maxImagePixels;
+  const tools = { ...ctx.config.media, maxPixels };
   const probe = await probeVideo(file, tools, signal);
   const frames = await extractPosterFrames(file, probe, tools, signal);
-  const r = await renderFrame(frames.poster, { signal, modelImage: wantModelImages });
-  const extra = wantModelImages ? await Promise.all(frames.frames.slice(1).map(modelImageOf)) : [];
+  const r = await renderFrame(frames.poster, { signal, modelImage: wantModelImages, maxPixels });
+  const extra = wantModelImages ? await Promise.all(frames.frames.slice(1).map((f) => modelImageOf(f, maxPixels))) : [];
   return {
     ...r,
     width: probe.width,

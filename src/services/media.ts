@@ -33,6 +33,7 @@ export const THUMBNAIL_SIZE = 256;
 export const PREVIEW_SIZE = 1440;
 const MODEL_IMAGE_SIZE = 1024;
 // Uploads are untrusted: refuse decompression bombs well below sharp's 268 MP default.
+// The service passes its MAX_IMAGE_PIXELS (the limit ingest checks headers against) instead.
 export const MAX_INPUT_PIXELS = 100_000_000;
 
 export interface RenderOptions {
@@ -40,6 +41,8 @@ export interface RenderOptions {
   timeoutSeconds?: number;
   /** Also produce the JPEG a vision model is sent. */
   modelImage?: boolean;
+  /** Images with more pixels are refused before decoding (default MAX_INPUT_PIXELS). */
+  maxPixels?: number;
 }
 
 /** Decodes an image file once and derives every rendition from that one decode. */
@@ -55,42 +58,43 @@ export async function renderFrame(frame: Buffer, opts: RenderOptions = {}): Prom
   signal?.throwIfAborted();
   const work = (async () => {
     try {
-      return await derive(open(frame), false, opts, timeoutSeconds);
+      return await derive(open(frame, opts.maxPixels), false, opts, timeoutSeconds);
     } catch (err) {
-      throw new MediaError(describeSharpError(err, timeoutSeconds), { cause: err });
+      throw new MediaError(describeSharpError(err, timeoutSeconds, opts.maxPixels), { cause: err });
     }
   })();
   return raceAbort(work, signal);
 }
 
 /** The model-sized JPEG of an extra frame (videos are described from several). */
-export async function modelImageOf(frame: Buffer): Promise<Buffer> {
-  return toModelImage(sharp(frame, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }));
+export async function modelImageOf(frame: Buffer, maxPixels = MAX_INPUT_PIXELS): Promise<Buffer> {
+  return toModelImage(sharp(frame, { failOn: 'error', limitInputPixels: maxPixels }));
 }
 
-const open = (input: string | Buffer) =>
-  sharp(input, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS, autoOrient: true, animated: false, sequentialRead: true });
+const open = (input: string | Buffer, maxPixels = MAX_INPUT_PIXELS) =>
+  sharp(input, { failOn: 'error', limitInputPixels: maxPixels, autoOrient: true, animated: false, sequentialRead: true });
 
 async function renderImageFile(inputPath: string, opts: RenderOptions, timeoutSeconds: number): Promise<ImageResult> {
   try {
     // metadata() parses the header only; pixels are decoded once, in derive().
-    const meta = await open(inputPath).metadata();
+    const maxPixels = opts.maxPixels ?? MAX_INPUT_PIXELS;
+    const meta = await open(inputPath, maxPixels).metadata();
     let source: Sharp;
     let width = meta.autoOrient.width;
     let height = meta.autoOrient.height;
     if (meta.format === 'heif' && meta.compression === 'hevc') {
-      if (width * height > MAX_INPUT_PIXELS) throw new Error('Input image exceeds pixel limit');
+      if (width * height > maxPixels) throw new Error('Input image exceeds pixel limit');
       const heic = await decodeHeic(await readFile(inputPath), opts.signal);
       ({ width, height } = heic);
-      source = await heicSource(heic, meta.icc, meta.hasAlpha);
+      source = await heicSource(heic, meta.icc, meta.hasAlpha, maxPixels);
     } else {
-      source = open(inputPath);
+      source = open(inputPath, maxPixels);
     }
     const renditions = await derive(source, meta.hasProfile, opts, timeoutSeconds);
     return { ...renditions, width, height, format: meta.format, exif: meta.exif };
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason;
-    throw new MediaError(describeSharpError(err, timeoutSeconds), { cause: err });
+    throw new MediaError(describeSharpError(err, timeoutSeconds, opts.maxPixels), { cause: err });
   }
 }
 
@@ -154,13 +158,13 @@ function toModelImage(image: Sharp): Promise<Buffer> {
  * sharp takes raw pixels as sRGB. To have the HEIC's own profile (Display P3 on iPhones)
  * converted like any other image's, the pixels travel as a fast, uncompressed PNG carrying it.
  */
-async function heicSource(heic: { width: number; height: number; data: Uint8Array }, icc: Buffer | undefined, hasAlpha: boolean) {
+async function heicSource(heic: { width: number; height: number; data: Uint8Array }, icc: Buffer | undefined, hasAlpha: boolean, maxPixels: number) {
   const raw = { width: heic.width, height: heic.height, channels: 4 as const };
-  let image = sharp(heic.data, { raw, limitInputPixels: MAX_INPUT_PIXELS });
+  let image = sharp(heic.data, { raw, limitInputPixels: maxPixels });
   if (!hasAlpha) image = image.removeAlpha();
   if (!icc) return image;
   const png = await image.png({ compressionLevel: 0, adaptiveFiltering: false }).toBuffer();
-  return open(withIccChunk(png, icc));
+  return open(withIccChunk(png, icc), maxPixels);
 }
 
 /** Inserts an iCCP chunk right after IHDR, where the PNG specification wants it. */
@@ -175,11 +179,11 @@ export function withIccChunk(png: Buffer, icc: Buffer): Buffer {
   return Buffer.concat([png.subarray(0, IHDR_END), chunk, png.subarray(IHDR_END)]);
 }
 
-export function describeSharpError(err: unknown, timeoutSeconds: number): string {
+export function describeSharpError(err: unknown, timeoutSeconds: number, maxPixels = MAX_INPUT_PIXELS): string {
   const raw = err instanceof Error ? err.message : String(err);
   const first = raw.split('\n')[0]?.trim() || 'unknown error';
   if (/unsupported image format/i.test(first)) return 'Not a supported image format';
-  if (/pixel limit/i.test(first)) return `Image is too large (over ${MAX_INPUT_PIXELS / 1_000_000} megapixels)`;
+  if (/pixel limit/i.test(first)) return `Image is too large (over ${maxPixels / 1_000_000} megapixels)`;
   if (/input file is missing/i.test(first)) return 'Image file is missing';
   if (/timeout/i.test(first)) return `Image processing timed out after ${timeoutSeconds}s`;
   return `Could not decode image: ${first}`;

@@ -6,7 +6,12 @@ import sharp from 'sharp';
 import { type CaptureMetadata, coordinates, NO_METADATA, text } from './exif.ts';
 import { MAX_INPUT_PIXELS, MediaError, PREVIEW_SIZE } from './media.ts';
 
-export interface VideoTools { ffmpegPath: string; ffprobePath: string }
+export interface VideoTools {
+  ffmpegPath: string;
+  ffprobePath: string;
+  /** Frames with more pixels are refused before any is decoded (default MAX_INPUT_PIXELS). */
+  maxPixels?: number;
+}
 
 export interface VideoProbe {
   streamIndex: number;
@@ -47,8 +52,9 @@ export async function probeVideo(file: string, tools: VideoTools, signal?: Abort
   const stream = info.streams?.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic);
   if (!stream?.width || !stream.height) throw new MediaError('Could not read video: the file has no video stream');
   // Every candidate frame is decoded at full size before it is scaled down.
-  if (stream.width * stream.height > MAX_INPUT_PIXELS) {
-    throw new MediaError(`Video frames are too large (over ${MAX_INPUT_PIXELS / 1_000_000} megapixels)`);
+  const maxPixels = tools.maxPixels ?? MAX_INPUT_PIXELS;
+  if (stream.width * stream.height > maxPixels) {
+    throw new MediaError(`Video frames are too large (over ${maxPixels / 1_000_000} megapixels)`);
   }
 
   const rotation = Number(stream.side_data_list?.find((d) => d.rotation !== undefined)?.rotation ?? stream.tags?.rotate ?? 0);
