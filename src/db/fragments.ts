@@ -3,6 +3,11 @@ import type { Batches, DB } from './types.ts';
 
 export const now = () => sql<Date>`now()`;
 
+/** The worker's lease on a batch: its job is still locked by this worker (after a forced unlock, someone else's). */
+export type Lease = { jobId: string; workerId: string };
+export const leaseHeld = (l: Lease) =>
+  sql<boolean>`exists(select 1 from graphile_worker.jobs where id = ${l.jobId} and locked_by = ${l.workerId})`;
+
 /** Restricts a batch or upload to its owner; `undefined` means a trusted caller (the worker). */
 export function ownedBy(userId: string | undefined) {
   return () => (userId === undefined ? sql<boolean>`true` : sql<boolean>`${sql.ref('userId')} = ${userId}`);

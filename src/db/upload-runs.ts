@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Database } from './database.ts';
+import { type Lease, leaseHeld } from './fragments.ts';
 import type { UploadRow } from './uploads.ts';
 
 export type RunOutcome = 'COMPLETED' | 'RETRY' | 'FAILED' | 'ABORTED';
@@ -17,10 +18,10 @@ export type Claim = { owner: false } | { owner: true; upload: undefined } | { ow
  * unfinished upload after position `after` (none once the batch is no longer PROCESSING, e.g.
  * cancelled), PENDING → PROCESSING, and the run that records this attempt.
  */
-export async function claimNextRun(db: Database, c: { batchId: string; after: number; jobId: string; workerId: string }): Promise<Claim> {
+export async function claimNextRun(db: Database, c: Lease & { batchId: string; after: number }): Promise<Claim> {
   const { rows } = await sql<UploadRow & { owner: boolean; runId: string | null }>`
     with owner as (
-      select exists(select 1 from graphile_worker.jobs where id = ${c.jobId} and locked_by = ${c.workerId}) as ok
+      select ${leaseHeld(c)} as ok
     ), next as (
       select u.id from uploads u
        where u.batch_id = ${c.batchId} and u.status in ('PENDING', 'PROCESSING') and u.position > ${c.after}

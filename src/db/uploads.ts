@@ -1,7 +1,7 @@
 import type { Insertable, Selectable } from 'kysely';
 import type { CaptureMetadata } from '../services/exif.ts';
 import type { Database } from './database.ts';
-import { batchPrefixed, now, ownedBy, splitBatch } from './fragments.ts';
+import { batchPrefixed, type Lease, leaseHeld, now, ownedBy, splitBatch } from './fragments.ts';
 import type { Uploads } from './types.ts';
 
 export type UploadRow = Selectable<Uploads>;
@@ -55,12 +55,13 @@ export async function listUploads(
 }
 
 /** A failed attempt that will be retried: counted, the reason kept, the upload stays PROCESSING. */
-export async function recordFailedAttempt(db: Database, id: string, errorMessage: string) {
+export async function recordFailedAttempt(db: Database, id: string, errorMessage: string, lease: Lease) {
   return db
     .updateTable('uploads')
     .set((eb) => ({ attempts: eb('attempts', '+', 1), errorMessage, updatedAt: now() }))
     .where('id', '=', id)
     .where('status', '=', 'PROCESSING')
+    .where(leaseHeld(lease))
     .returningAll()
     .executeTakeFirst();
 }
@@ -86,12 +87,13 @@ export type UploadOutcome =
 /**
  * Records an attempt's final outcome in one statement (one round trip, one commit): its run
  * ends at `endedAt`, the upload takes its final state, and the batch counts it. Only a
- * PROCESSING row transitions, so a re-run can never finish (and count) the same upload twice;
- * returns undefined when nothing changed.
+ * PROCESSING row transitions, so a re-run can never finish (and count) the same upload twice,
+ * and only while the lease holds: after a forced unlock the upload is someone else's to redo.
+ * `finished` is false when nothing changed; `leaseHeld` says whether the upload was gone.
  */
 export async function finishUpload(
   db: Database,
-  run: { id: string; uploadId: string; batchId: string; endedAt: Date },
+  run: Lease & { id: string; uploadId: string; batchId: string; endedAt: Date },
   outcome: UploadOutcome,
 ) {
   const values =
@@ -101,7 +103,12 @@ export async function finishUpload(
   const counter = outcome.status === 'COMPLETED' ? 'successfulUploads' : 'failedUploads';
   return db
     .with('run', (qb) =>
-      qb.updateTable('uploadRuns').set({ outcome: outcome.status, finishedAt: run.endedAt }).where('id', '=', run.id).returning('id'),
+      qb
+        .updateTable('uploadRuns')
+        .set({ outcome: outcome.status, finishedAt: run.endedAt })
+        .where('id', '=', run.id)
+        .where(leaseHeld(run))
+        .returning('id'),
     )
     .with('done', (qb) =>
       qb
@@ -109,6 +116,7 @@ export async function finishUpload(
         .set((eb) => ({ ...values, attempts: eb('attempts', '+', 1), completedAt: now(), updatedAt: now() }))
         .where('id', '=', run.uploadId)
         .where('status', '=', 'PROCESSING')
+        .where(leaseHeld(run))
         .returning('id'),
     )
     .with('counted', (qb) =>
@@ -119,9 +127,8 @@ export async function finishUpload(
         .where((eb) => eb.exists(eb.selectFrom('done').select('done.id')))
         .returning('id'),
     )
-    .selectFrom('done')
-    .select('done.id')
-    .executeTakeFirst();
+    .selectNoFrom((eb) => [eb.exists(eb.selectFrom('done').select('done.id')).as('finished'), leaseHeld(run).as('leaseHeld')])
+    .executeTakeFirstOrThrow();
 }
 
 export async function deleteUploadRow(db: Database, id: string) {
@@ -139,13 +146,17 @@ export async function requeueFailedUploads(db: Database, batchId: string) {
     .execute();
 }
 
-/** An interrupted attempt (shutdown, cancel) leaves no trace but its run log. */
-export async function releaseUpload(db: Database, id: string) {
+/**
+ * An interrupted attempt (shutdown, cancel) leaves no trace but its run log. Without the lease
+ * the upload is left alone: its new owner may already be working on it.
+ */
+export async function releaseUpload(db: Database, id: string, lease: Lease) {
   await db
     .updateTable('uploads')
     .set({ status: 'PENDING', startedAt: null, updatedAt: now() })
     .where('id', '=', id)
     .where('status', '=', 'PROCESSING')
+    .where(leaseHeld(lease))
     .execute();
 }
 

@@ -2,6 +2,7 @@ import type { JobHelpers } from 'graphile-worker';
 import type { AppContext } from '../context.ts';
 import { completeBatch, startBatch } from '../db/batches.ts';
 import { claimNextRun, finishRun, startRun } from '../db/upload-runs.ts';
+import type { Lease } from '../db/fragments.ts';
 import { finishUpload, recordFailedAttempt, releaseUpload, type UploadOutcome, type UploadRow, uploadState } from '../db/uploads.ts';
 import { progressQueue } from '../services/progress.ts';
 import { enqueueProcessBatch, ProcessBatchPayload } from './contract.ts';
@@ -59,7 +60,7 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
   counts.now();
   let finished = false;
   try {
-    finished = await uploads(ctx, batchId, helpers, opts, { stop, workerId, emit, counted: counts.offer });
+    finished = await uploads(ctx, batchId, opts, { stop, jobId: helpers.job.id, workerId, emit, counted: counts.offer });
   } finally {
     // The terminal event carries the final counts; otherwise, whoever goes on with the batch,
     // its subscribers have the latest.
@@ -69,12 +70,11 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
   if (finished && (await completeBatch(ctx.db, batchId))) emit({ type: 'batch', batchId, terminal: true });
 }
 
-type UploadOptions = BatchJobOptions & { stop: AbortSignal; workerId: string; emit: Emit; counted: () => void };
+type UploadOptions = BatchJobOptions & Lease & { stop: AbortSignal; emit: Emit; counted: () => void };
 
 /** The batch's uploads until none is left (true), or until the job hands over or must stop (false). */
-async function uploads(ctx: AppContext, batchId: string, helpers: BatchJobHelpers, opts: BatchJobOptions, o: Omit<UploadOptions, keyof BatchJobOptions>) {
-  const { stop, workerId } = o;
-
+async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, o: Omit<UploadOptions, keyof BatchJobOptions>) {
+  const { stop, jobId, workerId } = o;
   const deadline = Date.now() + opts.sliceMs;
   let after = -1;
   let finishing = settled;
@@ -93,10 +93,10 @@ async function uploads(ctx: AppContext, batchId: string, helpers: BatchJobHelper
       await enqueueProcessBatch(ctx.db, { batchId });
       return false;
     }
-    const claim = await claimNextRun(ctx.db, { batchId, after, jobId: helpers.job.id, workerId });
+    const claim = await claimNextRun(ctx.db, { batchId, after, jobId, workerId });
     if (!claim.owner) {
       await finishing;
-      ctx.logger.warn({ batchId, jobId: helpers.job.id, workerId }, 'job lock lost to another worker; stopping');
+      ctx.logger.warn({ batchId, jobId, workerId }, 'job lock lost to another worker; stopping');
       return false;
     }
     if (!claim.upload) break;
@@ -144,7 +144,7 @@ async function processUpload(ctx: AppContext, upload: UploadRow, firstRunId: str
         await finishRun(ctx.db, runId, 'ABORTED');
         const why = watch.signal.aborted ? (watch.signal.reason as Interrupted).message : 'interrupted';
         if (why === 'deleted') await ctx.storage.removeUpload(row.userId, row.id);
-        else await releaseUpload(ctx.db, row.id);
+        else await releaseUpload(ctx.db, row.id, o);
         progress.drop();
         return { result: why === 'deleted' ? 'gone' : why === 'cancelled' ? 'cancelled' : 'interrupted', finishing: settled };
       }
@@ -156,7 +156,7 @@ async function processUpload(ctx: AppContext, upload: UploadRow, firstRunId: str
       ctx.logger.warn({ uploadId: row.id, attempt: row.attempts + 1, err: errorMessage }, 'upload attempt failed');
       if (row.attempts + 1 < ctx.config.worker.uploadMaxAttempts) {
         await finishRun(ctx.db, runId, 'RETRY');
-        const again = await recordFailedAttempt(ctx.db, row.id, errorMessage);
+        const again = await recordFailedAttempt(ctx.db, row.id, errorMessage, o);
         if (!again) {
           progress.drop();
           return { result: 'gone', finishing: settled };
@@ -173,7 +173,7 @@ async function processUpload(ctx: AppContext, upload: UploadRow, firstRunId: str
     }
     const done = row;
     const finishing = previous.then(async () => {
-      if (!(await recordOutcome(ctx, done, outcome, runId, endedAt))) return progress.drop();
+      if (!(await recordOutcome(ctx, done, outcome, { id: runId, endedAt, jobId: o.jobId, workerId: o.workerId }))) return progress.drop();
       progress.milestone(outcome.status === 'COMPLETED' ? 'completed' : 'failed', 100);
       await progress.sent;
       o.counted();
@@ -197,9 +197,10 @@ function watchUpload(ctx: AppContext, uploadId: string, intervalMs: number) {
   return { signal: controller.signal, stop: () => clearInterval(timer) };
 }
 
-async function recordOutcome(ctx: AppContext, row: UploadRow, outcome: UploadOutcome, runId: string, endedAt: Date) {
-  const finished = await finishUpload(ctx.db, { id: runId, uploadId: row.id, batchId: row.batchId, endedAt }, outcome);
-  // Deleted while we worked: whatever we produced for it must not stay behind.
-  if (!finished) await ctx.storage.removeUpload(row.userId, row.id);
+async function recordOutcome(ctx: AppContext, row: UploadRow, outcome: UploadOutcome, run: Lease & { id: string; endedAt: Date }) {
+  const { finished, leaseHeld } = await finishUpload(ctx.db, { ...run, uploadId: row.id, batchId: row.batchId }, outcome);
+  // Deleted while we worked: whatever we produced for it must not stay behind. (Without the
+  // lease, the files are the next worker's, which redoes the upload.)
+  if (!finished && leaseHeld) await ctx.storage.removeUpload(row.userId, row.id);
   return finished;
 }
