@@ -1,4 +1,4 @@
-import type { Insertable, Selectable } from 'kysely';
+import { type Insertable, type Selectable, sql } from 'kysely';
 import type { CaptureMetadata } from '../services/exif.ts';
 import type { Database } from './database.ts';
 import { batchPrefixed, type Lease, leaseHeld, now, ownedBy, splitBatch } from './fragments.ts';
@@ -101,13 +101,16 @@ export async function finishUpload(
       ? { ...outcome, errorMessage: null }
       : { status: outcome.status, errorMessage: outcome.errorMessage };
   const counter = outcome.status === 'COMPLETED' ? 'successfulUploads' : 'failedUploads';
+  // Checked once; every write below depends on it.
+  const holds = sql<boolean>`(select ok from lease)`;
   return db
+    .with('lease', (qb) => qb.selectNoFrom(leaseHeld(run).as('ok')))
     .with('run', (qb) =>
       qb
         .updateTable('uploadRuns')
         .set({ outcome: outcome.status, finishedAt: run.endedAt })
         .where('id', '=', run.id)
-        .where(leaseHeld(run))
+        .where(holds)
         .returning('id'),
     )
     .with('done', (qb) =>
@@ -116,7 +119,7 @@ export async function finishUpload(
         .set((eb) => ({ ...values, attempts: eb('attempts', '+', 1), completedAt: now(), updatedAt: now() }))
         .where('id', '=', run.uploadId)
         .where('status', '=', 'PROCESSING')
-        .where(leaseHeld(run))
+        .where(holds)
         .returning('id'),
     )
     .with('counted', (qb) =>
@@ -127,7 +130,8 @@ export async function finishUpload(
         .where((eb) => eb.exists(eb.selectFrom('done').select('done.id')))
         .returning('id'),
     )
-    .selectNoFrom((eb) => [eb.exists(eb.selectFrom('done').select('done.id')).as('finished'), leaseHeld(run).as('leaseHeld')])
+    .selectFrom('lease')
+    .select((eb) => [eb.exists(eb.selectFrom('done').select('done.id')).as('finished'), 'lease.ok as leaseHeld'])
     .executeTakeFirstOrThrow();
 }
 

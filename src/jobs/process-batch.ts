@@ -18,7 +18,7 @@ export interface BatchJobOptions {
   sliceMs: number;
   /** How often a running upload checks whether it was cancelled or deleted. */
   watchIntervalMs: number;
-  /** At most one intermediate stage event per upload per interval (see upload-progress.ts). */
+  /** At most one intermediate stage event per upload, and one batch count event, per interval (see upload-progress.ts). */
   progressIntervalMs: number;
 }
 
