@@ -102,3 +102,30 @@ export async function tableActivity(url: string): Promise<Map<string, { index: n
     await client.end();
   }
 }
+
+/**
+ * The worker's timeline from its own records (`upload_runs`, one row per attempt) for the given
+ * batches: the mean run (claim to end of media work and storage writes) and the mean gap between
+ * one run's end and the next run's start in the same batch (uploads of a batch run one at a time): claim and scheduling.
+ */
+export async function runTimeline(url: string, batchIds: string[]) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ runs: string; run_ms: number; gap_ms: number | null }>(
+      `with r as (
+         select started_at, finished_at,
+                lag(finished_at) over (partition by batch_id order by started_at) as previous_end
+           from upload_runs where batch_id = any($1::uuid[]))
+       select count(*) as runs,
+              avg(extract(epoch from finished_at - started_at) * 1000)::float8 as run_ms,
+              avg(extract(epoch from started_at - previous_end) * 1000)::float8 as gap_ms
+         from r`,
+      [batchIds],
+    );
+    const row = rows[0]!;
+    return { runs: Number(row.runs), runMs: row.run_ms, gapMs: row.gap_ms ?? NaN };
+  } finally {
+    await client.end();
+  }
+}

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { runBatches } from '../lib/batches.ts';
-import { connectWs, signUp } from '../lib/client.ts';
+import { connectWs, localId, signUp } from '../lib/client.ts';
 import { type BenchContext, scratchDir } from '../lib/context.ts';
-import { backendPids } from '../lib/database.ts';
+import { backendPids, runTimeline } from '../lib/database.ts';
 import { cpuMeter, cpuMsOf } from '../lib/machine.ts';
 import { bareLoop } from '../lib/media-work.ts';
 import { repeatTo, writePhotos } from '../lib/photos.ts';
@@ -56,7 +56,10 @@ export async function throughput(b: BenchContext) {
         used.client = (client.user + client.system) / 1000;
         svc.push(run.ms);
         failed = { svc: run.failed, bare: base.failed };
-        if (run.ms <= Math.min(...svc)) cpu = { ...used, bare: base.cpuMs, bareWall: base.ms, created: run.createdMs };
+        if (run.ms <= Math.min(...svc)) {
+          const t = await runTimeline(db.url, run.runs.map((r) => localId(r.created.id)));
+          cpu = { ...used, bare: base.cpuMs, bareWall: base.ms, created: run.createdMs, runMs: t.runMs, gapMs: t.gapMs, runs: t.runs };
+        }
         b.log(`concurrency ${parallelism} round ${r + 1}: service ${ms(run.ms)}, bare loop ${ms(base.ms)}`);
       }
       await ws.dispose();
@@ -76,6 +79,11 @@ export async function throughput(b: BenchContext) {
       b.note(
         `concurrency ${parallelism}, receiving: every createBatch had answered ${ms(cpu.created!)} after the first request began ` +
           `(${num((100 * cpu.created!) / Math.min(...svc))} % of the best service round, ${num((100 * cpu.created!) / Math.min(...bare))} % of the bare loop's time)`,
+      );
+      b.note(
+        `concurrency ${parallelism}, the worker's own records (upload_runs) in the best service round: ${cpu.runs} runs of ` +
+          `${num(cpu.runMs!)} ms on average (claim to end of media work and storage writes), ${num(cpu.gapMs!)} ms between runs of a batch; ` +
+          `the bare loop's media work ${num(best.bare / n * parallelism)} ms per photo per lane`,
       );
       if (parallelism === 1) {
         b.report.add({
