@@ -10,35 +10,50 @@ export async function startRun(db: Database, run: { uploadId: string; batchId: s
   return row.id;
 }
 
-export type Claim = { owner: false } | { owner: true; upload: undefined } | { owner: true; upload: UploadRow; runId: string };
+/** What the media work of an upload needs to start: its original (both columns never change). */
+export type MediaSource = Pick<UploadRow, 'id' | 'originalKey' | 'mimeType'>;
+
+export type Claim =
+  | { owner: false }
+  | { owner: true; upload: undefined }
+  | { owner: true; upload: UploadRow; runId: string; following: MediaSource | undefined };
 
 /**
  * One round trip for what the worker must know and do before the next upload's media work:
  * the job lock is still ours (after a forced unlock another worker owns the batch), the next
  * unfinished upload after position `after` (none once the batch is no longer PROCESSING, e.g.
- * cancelled), PENDING → PROCESSING, and the run that records this attempt.
+ * cancelled), PENDING → PROCESSING, and the run that records this attempt. It also names the
+ * upload after that one (`following`), claiming nothing, so the worker can start on it while
+ * the next claim is on its way.
  */
 export async function claimNextRun(db: Database, c: Lease & { batchId: string; after: number }): Promise<Claim> {
-  const { rows } = await sql<UploadRow & { owner: boolean; runId: string | null }>`
+  const { rows } = await sql<UploadRow & { owner: boolean; runId: string | null; followingId: string | null; followingKey: string | null; followingMime: string | null }>`
     with owner as (
       select ${leaseHeld(c)} as ok
     ), next as (
-      select u.id from uploads u
+      select u.id, u.position, u.original_key, u.mime_type from uploads u
        where u.batch_id = ${c.batchId} and u.status in ('PENDING', 'PROCESSING') and u.position > ${c.after}
          and exists (select 1 from batches b where b.id = ${c.batchId} and b.status = 'PROCESSING')
-       order by u.position limit 1
+       order by u.position limit 2
+    ), pick as (
+      select id from next order by position limit 1
+    ), peek as (
+      select * from next order by position offset 1
     ), started as (
       update uploads u set status = 'PROCESSING', started_at = coalesce(u.started_at, now()), updated_at = now()
-        from next, owner where u.id = next.id and owner.ok
+        from pick, owner where u.id = pick.id and owner.ok
       returning u.*
     ), run as (
       insert into upload_runs (upload_id, batch_id, worker_id) select id, batch_id, ${c.workerId} from started returning id
     )
-    select owner.ok as owner, (select id from run) as run_id, started.* from owner left join started on true`.execute(db);
-  const { owner, runId, ...upload } = rows[0]!;
+    select owner.ok as owner, (select id from run) as run_id, peek.id as following_id,
+           peek.original_key as following_key, peek.mime_type as following_mime, started.*
+      from owner left join started on true left join peek on true`.execute(db);
+  const { owner, runId, followingId, followingKey, followingMime, ...upload } = rows[0]!;
   if (!owner) return { owner: false };
   if (!runId) return { owner: true, upload: undefined };
-  return { owner: true, upload: upload as UploadRow, runId };
+  const following = followingId ? { id: followingId, originalKey: followingKey!, mimeType: followingMime! } : undefined;
+  return { owner: true, upload: upload as UploadRow, runId, following };
 }
 
 export async function finishRun(db: Database, id: string, outcome: RunOutcome) {

@@ -1,8 +1,9 @@
 import type { AppContext } from '../context.ts';
+import type { MediaSource } from '../db/upload-runs.ts';
 import type { UploadOutcome, UploadRow } from '../db/uploads.ts';
 import { analyzeMedia, type Analysis } from '../services/analyzer.ts';
 import { type CaptureMetadata, readExif } from '../services/exif.ts';
-import { modelImageOf, type RenderOptions, type Renditions, renderFrame, renderImage } from '../services/media.ts';
+import { modelImageOf, raceAbort, type RenderOptions, type Renditions, renderFrame, renderImage } from '../services/media.ts';
 import { extractPosterFrames, probeVideo } from '../services/video.ts';
 
 export type FileStage =
@@ -38,18 +39,30 @@ function plan(steps: Step[]): Record<Step, number> {
 }
 
 /**
- * One attempt at turning an upload's original into its renditions, metadata and
- * analysis. Throws on failure; the caller decides about retries and bookkeeping.
+ * The media work of an attempt: renditions and what the decoder reads. It reads the original and
+ * writes nothing, so it may start before the upload is claimed (see process-batch.ts).
+ */
+export async function renderMedia(ctx: AppContext, source: MediaSource, signal: AbortSignal): Promise<Rendered> {
+  if (!(await ctx.storage.exists(source.originalKey))) {
+    throw new Error('The original file is missing from storage');
+  }
+  const original = ctx.storage.resolve(source.originalKey);
+  const modelImage = !!ctx.analyzer;
+  return source.mimeType.startsWith('video/')
+    ? video(ctx, original, modelImage, signal)
+    : image(original, { signal, modelImage, maxPixels: ctx.config.limits.maxImagePixels });
+}
+
+/**
+ * One attempt at turning an upload's original into its renditions, metadata and analysis,
+ * from `rendering` when its media work already started. Throws on failure; the caller
+ * decides about retries and bookkeeping.
  */
 export async function runPipeline(
   ctx: AppContext,
   row: UploadRow,
-  { signal, onStage }: { signal: AbortSignal; onStage: OnStage },
+  { signal, onStage, rendering }: { signal: AbortSignal; onStage: OnStage; rendering?: Promise<Rendered> },
 ): Promise<Completed> {
-  if (!(await ctx.storage.exists(row.originalKey))) {
-    throw new Error('The original file is missing from storage');
-  }
-  const original = ctx.storage.resolve(row.originalKey);
   const analyzer = ctx.analyzer;
   const at = plan(analyzer ? ['thumbnail', 'metadata', 'describing', 'embedding', 'indexing'] : ['thumbnail', 'metadata', 'indexing']);
 
@@ -60,9 +73,7 @@ export async function runPipeline(
   };
   try {
     onStage('thumbnail', at.thumbnail);
-    const media = row.mimeType.startsWith('video/')
-      ? await video(ctx, original, !!analyzer, signal)
-      : await image(original, { signal, modelImage: !!analyzer, maxPixels: ctx.config.limits.maxImagePixels });
+    const media = await raceAbort(rendering ?? renderMedia(ctx, row, signal), signal);
     const thumbnailKey = `thumbnails/${row.userId}/${row.id}.webp`;
     const previewKey = `previews/${row.userId}/${row.id}.${media.preview.format === 'jpeg' ? 'jpg' : 'webp'}`;
     await Promise.all([put(thumbnailKey, media.thumbnail.data), put(previewKey, media.preview.data)]);
@@ -105,7 +116,7 @@ export async function runPipeline(
   }
 }
 
-interface Rendered extends Renditions {
+export interface Rendered extends Renditions {
   width: number;
   height: number;
   format: string;

@@ -1,12 +1,12 @@
 import type { JobHelpers } from 'graphile-worker';
 import type { AppContext } from '../context.ts';
 import { completeBatch, startBatch } from '../db/batches.ts';
-import { claimNextRun, finishRun, startRun } from '../db/upload-runs.ts';
+import { claimNextRun, finishRun, type MediaSource, startRun } from '../db/upload-runs.ts';
 import type { Lease } from '../db/fragments.ts';
 import { finishUpload, recordFailedAttempt, releaseUpload, type UploadOutcome, type UploadRow, uploadState } from '../db/uploads.ts';
 import { progressQueue } from '../services/progress.ts';
 import { enqueueProcessBatch, ProcessBatchPayload } from './contract.ts';
-import { runPipeline } from './pipeline.ts';
+import { type Rendered, renderMedia, runPipeline } from './pipeline.ts';
 import { latestOnly, uploadProgress } from './upload-progress.ts';
 
 export type BatchJobHelpers = Pick<JobHelpers, 'abortSignal'> & { job: { id: string; locked_by?: string | null } };
@@ -79,38 +79,69 @@ async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, 
   let after = -1;
   let finishing = settled;
   let broken = false;
-  for (;;) {
-    // An outcome that could not be written fails the job now, not after the rest of the batch.
-    if (broken) await finishing;
-    if (stop.aborted || Date.now() > deadline) {
-      await finishing;
-      // Hand the rest to a fresh job (any worker may take it) and end this one cleanly:
-      // nothing stays locked, and a shutdown costs the job no attempt.
-      if (stop.aborted && opts.livenessSignal?.aborted) {
-        ctx.logger.warn({ batchId }, 'liveness lost; leaving the batch to whoever unlocks it');
+  let ahead: LookAhead | undefined;
+  try {
+    for (;;) {
+      // An outcome that could not be written fails the job now, not after the rest of the batch.
+      if (broken) await finishing;
+      if (stop.aborted || Date.now() > deadline) {
+        await finishing;
+        // Hand the rest to a fresh job (any worker may take it) and end this one cleanly:
+        // nothing stays locked, and a shutdown costs the job no attempt.
+        if (stop.aborted && opts.livenessSignal?.aborted) {
+          ctx.logger.warn({ batchId }, 'liveness lost; leaving the batch to whoever unlocks it');
+          return false;
+        }
+        await enqueueProcessBatch(ctx.db, { batchId });
         return false;
       }
-      await enqueueProcessBatch(ctx.db, { batchId });
-      return false;
+      const claim = await claimNextRun(ctx.db, { batchId, after, jobId, workerId });
+      if (!claim.owner) {
+        await finishing;
+        ctx.logger.warn({ batchId, jobId, workerId }, 'job lock lost to another worker; stopping');
+        return false;
+      }
+      if (!claim.upload) break;
+      const rendering = ahead?.take(claim.upload.id);
+      ahead = undefined;
+      after = claim.upload.position;
+      const step = await processUpload(ctx, claim.upload, claim.runId, finishing, rendering, { ...opts, ...o });
+      finishing = step.finishing;
+      finishing.catch(() => (broken = true)); // awaited above or below; never unhandled meanwhile
+      if (step.result === 'cancelled') {
+        await finishing;
+        return false;
+      }
+      if (claim.following && !stop.aborted && Date.now() <= deadline) ahead = lookAhead(ctx, claim.following, stop);
     }
-    const claim = await claimNextRun(ctx.db, { batchId, after, jobId, workerId });
-    if (!claim.owner) {
-      await finishing;
-      ctx.logger.warn({ batchId, jobId, workerId }, 'job lock lost to another worker; stopping');
-      return false;
-    }
-    if (!claim.upload) break;
-    after = claim.upload.position;
-    const step = await processUpload(ctx, claim.upload, claim.runId, finishing, { ...opts, ...o });
-    finishing = step.finishing;
-    finishing.catch(() => (broken = true)); // awaited above or below; never unhandled meanwhile
-    if (step.result === 'cancelled') {
-      await finishing;
-      return false;
-    }
+  } finally {
+    ahead?.abandon();
   }
   await finishing;
   return true;
+}
+
+type LookAhead = ReturnType<typeof lookAhead>;
+
+/**
+ * Starts the media work of the upload the last claim named as following, while the next claim
+ * makes its round trip: the claim is on the critical path no longer. Nothing is written for
+ * it until that claim confirms it is the upload to process (a cancel, a delete or a lost lease
+ * name another, or none, and the work is dropped), so runs still never overlap.
+ */
+function lookAhead(ctx: AppContext, source: MediaSource, stop: AbortSignal) {
+  const abandoned = new AbortController();
+  const rendering = renderMedia(ctx, source, AbortSignal.any([stop, abandoned.signal]));
+  rendering.catch(() => {}); // judged by the attempt that takes it, if any
+  const abandon = () => abandoned.abort(new Interrupted('superseded'));
+  return {
+    take(id: string): Promise<Rendered> | undefined {
+      if (id === source.id) return rendering;
+      abandon();
+      return undefined;
+    },
+    abandon,
+  };
 }
 
 /**
@@ -118,7 +149,14 @@ async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, 
  * `previous` (outcomes commit in order) and handed back as `finishing`, for the caller to await
  * when it must; an interruption or a retry is handled at once, after `previous`.
  */
-async function processUpload(ctx: AppContext, upload: UploadRow, firstRunId: string, previous: Promise<unknown>, o: UploadOptions): Promise<Step> {
+async function processUpload(
+  ctx: AppContext,
+  upload: UploadRow,
+  firstRunId: string,
+  previous: Promise<unknown>,
+  started: Promise<Rendered> | undefined,
+  o: UploadOptions,
+): Promise<Step> {
   const progress = uploadProgress(o.emit, upload, previous, o.progressIntervalMs);
   progress.milestone('started', 0);
 
@@ -133,7 +171,10 @@ async function processUpload(ctx: AppContext, upload: UploadRow, firstRunId: str
     // The run ends with its media work, though its outcome commits later: runs must not overlap.
     let endedAt: Date;
     try {
-      outcome = await runPipeline(ctx, row, { signal, onStage: progress.stage });
+      // Only the first attempt may take media work already started (a retry decodes anew).
+      const rendering = started;
+      started = undefined;
+      outcome = await runPipeline(ctx, row, { signal, onStage: progress.stage, rendering });
       if (signal.aborted) throw signal.reason;
       endedAt = new Date();
     } catch (err) {

@@ -192,6 +192,10 @@ export function describeSharpError(err: unknown, timeoutSeconds: number, maxPixe
 /** sharp can't be cancelled mid-operation, so stop waiting for it instead. */
 export function raceAbort<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return work;
+  if (signal.aborted) {
+    work.catch(() => {}); // no longer anyone's to handle
+    return Promise.reject(signal.reason);
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });

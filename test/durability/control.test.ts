@@ -122,4 +122,32 @@ describe('deleteUpload', () => {
     expect(twice.data!.deleteUpload).toMatchObject({ __typename: 'UploadNotFoundError', code: 'NOT_FOUND' });
     expect(dbId(batch.id)).toBe(batch.dbId);
   });
+
+  it('deletes the upload next in line: the media work already started on it is dropped, nothing is written for it', async () => {
+    // While upload 1 is processed, the worker knows upload 2 comes next and starts on it as soon
+    // as upload 1's media work ends, before its next claim confirms (process-batch.ts lookAhead).
+    slowModel(model, 500);
+    const { token } = await api.signUp();
+    const batch = await uploadBatch(api, token, 4);
+    const rows = await waitForUploads(app.ctx.db, batch.dbId, (rs) => rs[1]?.status === 'PROCESSING');
+    const next = await app.ctx.db.selectFrom('uploads').selectAll().where('id', '=', rows[2]!.id).executeTakeFirstOrThrow();
+    expect(next.status).toBe('PENDING');
+
+    const { encodeGlobalID } = await import('@pothos/plugin-relay');
+    const r = await api.request(DeleteUpload, { id: encodeGlobalID('Upload', next.id) }, token);
+    expect(r.data!.deleteUpload).toMatchObject({ __typename: 'DeleteUploadSuccess', batch: { totalUploads: 3 } });
+
+    await waitForBatch(app.ctx.db, batch.dbId, ['COMPLETED']);
+    const { batch: row } = await expectCountsMatchRows(app.ctx.db, batch.dbId);
+    expect(row).toMatchObject({ totalUploads: 3, successfulUploads: 3, failedUploads: 0 });
+    const left = await waitForUploads(app.ctx.db, batch.dbId, () => true);
+    expect(left.map((u) => u.id)).toEqual([rows[0]!.id, rows[1]!.id, rows[3]!.id]);
+    const runs = await listRuns(app.ctx.db, [batch.dbId]);
+    expect(runs.filter((run) => run.uploadId === next.id)).toEqual([]);
+    expect(runs.map((run) => run.outcome)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED']);
+    for (const kind of ['thumbnails', 'previews']) {
+      for (const ext of ['webp', 'jpg']) expect(await app.ctx.storage.exists(`${kind}/${next.userId}/${next.id}.${ext}`)).toBe(false);
+    }
+    expect(await app.ctx.storage.exists(next.originalKey)).toBe(false);
+  });
 });
