@@ -59,10 +59,9 @@ export function createStorage(root: string): Storage {
     },
     async put(key, data) {
       const target = resolve(key);
-      await mkdir(path.dirname(target), { recursive: true });
       // Write aside and rename so a reader never sees a half-written rendition.
       const tmp = `${target}.${randomUUID()}.tmp`;
-      await writeFile(tmp, data);
+      await inDir(path.dirname(target), () => writeFile(tmp, data, { flag: 'wx' }));
       await rename(tmp, target);
     },
     resolve,
