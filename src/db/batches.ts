@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { Database } from './database.ts';
+import { prepared } from './prepared.ts';
 import { now, ownedBy } from './fragments.ts';
 import type { Batches } from './types.ts';
 
@@ -12,7 +13,7 @@ export async function insertBatch(db: Database, batch: { userId: string; totalUp
 
 /** By primary key alone, the owner compared here: no plan can pick the user index for it. */
 export async function findBatch(db: Database, id: string, userId?: string) {
-  const row = await db.selectFrom('batches').selectAll().where('id', '=', id).executeTakeFirst();
+  const [row] = (await db.executeQuery(prepared(db.selectFrom('batches').selectAll().where('id', '=', id).compile()))).rows;
   return userId === undefined || row?.userId === userId ? row : undefined;
 }
 
@@ -58,12 +59,13 @@ export async function completeBatch(db: Database, id: string) {
 
 /** Takes the batch's next `count` event numbers and returns the last; undefined when the batch is gone. */
 export async function nextEventSeq(db: Database, id: string, count = 1) {
-  const row = await db
+  const query = db
     .updateTable('batches')
     .set((eb) => ({ eventSeq: eb('eventSeq', '+', count) }))
     .where('id', '=', id)
     .returning('eventSeq')
-    .executeTakeFirst();
+    .compile();
+  const [row] = (await db.executeQuery(prepared(query))).rows;
   return row?.eventSeq;
 }
 

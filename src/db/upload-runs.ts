@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Database } from './database.ts';
 import { type Lease, leaseHeld } from './fragments.ts';
+import { prepared } from './prepared.ts';
 import type { UploadRow } from './uploads.ts';
 
 export type RunOutcome = 'COMPLETED' | 'RETRY' | 'FAILED' | 'ABORTED';
@@ -27,7 +28,7 @@ export type Claim =
  * the next claim is on its way.
  */
 export async function claimNextRun(db: Database, c: Lease & { batchId: string; after: number }): Promise<Claim> {
-  const { rows } = await sql<UploadRow & { owner: boolean; runId: string | null; followingId: string | null; followingKey: string | null; followingMime: string | null }>`
+  const query = sql<UploadRow & { owner: boolean; runId: string | null; followingId: string | null; followingKey: string | null; followingMime: string | null }>`
     with owner as (
       select ${leaseHeld(c)} as ok
     ), next as (
@@ -48,7 +49,8 @@ export async function claimNextRun(db: Database, c: Lease & { batchId: string; a
     )
     select owner.ok as owner, (select id from run) as run_id, peek.id as following_id,
            peek.original_key as following_key, peek.mime_type as following_mime, started.*
-      from owner left join started on true left join peek on true`.execute(db);
+      from owner left join started on true left join peek on true`.compile(db);
+  const { rows } = await db.executeQuery(prepared(query));
   const { owner, runId, followingId, followingKey, followingMime, ...upload } = rows[0]!;
   if (!owner) return { owner: false };
   if (!runId) return { owner: true, upload: undefined };

@@ -1,6 +1,7 @@
 import { type Insertable, type Selectable, sql } from 'kysely';
 import type { CaptureMetadata } from '../services/exif.ts';
 import type { Database } from './database.ts';
+import { prepared } from './prepared.ts';
 import { batchPrefixed, type Lease, leaseHeld, now, ownedBy, splitBatch } from './fragments.ts';
 import type { Uploads } from './types.ts';
 
@@ -33,7 +34,7 @@ export async function findUploadWithBatch(db: Database, id: string) {
   let compiled = compiledUploadWithBatch.get(db);
   if (!compiled) compiledUploadWithBatch.set(db, (compiled = uploadWithBatch(db, id)));
   const query: typeof compiled = { ...compiled, parameters: [id] }; // the id is its only parameter
-  const [row] = (await db.executeQuery(query)).rows;
+  const [row] = (await db.executeQuery(prepared(query))).rows;
   if (!row) return undefined;
   const { batch, rest } = splitBatch(row);
   return { upload: rest satisfies UploadRow, batch };
@@ -103,7 +104,7 @@ export async function finishUpload(
   const counter = outcome.status === 'COMPLETED' ? 'successfulUploads' : 'failedUploads';
   // Checked once; every write below depends on it.
   const holds = sql<boolean>`(select ok from lease)`;
-  return db
+  const query = db
     .with('lease', (qb) => qb.selectNoFrom(leaseHeld(run).as('ok')))
     .with('run', (qb) =>
       qb
@@ -132,7 +133,9 @@ export async function finishUpload(
     )
     .selectFrom('lease')
     .select((eb) => [eb.exists(eb.selectFrom('done').select('done.id')).as('finished'), 'lease.ok as leaseHeld'])
-    .executeTakeFirstOrThrow();
+    .compile();
+  const [row] = (await db.executeQuery(prepared(query))).rows;
+  return row!;
 }
 
 export async function deleteUploadRow(db: Database, id: string) {
