@@ -23,6 +23,9 @@ export function progressQueue(ctx: Ctx) {
   const queue: Unnumbered[] = [];
   let draining: Promise<void> | undefined;
   async function drain() {
+    // An outcome's commit releases a burst within one tick: the upload's `completed`, the next
+    // upload's `started`, the batch's counts. Waiting for the tick to end numbers them together.
+    await new Promise(setImmediate);
     while (queue.length) {
       const events = queue.splice(0);
       for (const [batchId, list] of Map.groupBy(events, (e) => e.batchId)) await publishNumbered(ctx, batchId, list);
