@@ -34,6 +34,8 @@ const EnvSchema = z.object({
   UPLOAD_WATCH_INTERVAL_MS: int(1000),
   // 0: every stage of every upload is published.
   PROGRESS_INTERVAL_MS: z.coerce.number().int().min(0).default(250),
+  // Niceness of the worker's media threads (0: as the rest of the process).
+  MEDIA_NICE: z.coerce.number().int().min(0).max(19).default(10),
   STORAGE_SWEEP_INTERVAL_MS: int(15 * 60_000),
   ORPHAN_FILE_AGE_MS: int(60 * 60_000),
   OLLAMA_URL: z.url().optional(),
@@ -118,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       orphanGraceMs: e.WORKER_ORPHAN_GRACE_MS,
       watchIntervalMs: e.UPLOAD_WATCH_INTERVAL_MS,
       progressIntervalMs: e.PROGRESS_INTERVAL_MS,
+      mediaNice: e.MEDIA_NICE,
     },
     storageSweep: { intervalMs: e.STORAGE_SWEEP_INTERVAL_MS, orphanAgeMs: e.ORPHAN_FILE_AGE_MS },
     // Worker connections + LISTEN client + headroom for the API's own queries.

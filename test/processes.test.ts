@@ -3,7 +3,7 @@ import { BatchDetails, BatchProgress } from './documents.ts';
 import { startTestApp, type TestApp } from './helpers/app.ts';
 import { client } from './helpers/client.ts';
 import * as images from './helpers/images.ts';
-import { spawnService } from './helpers/process.ts';
+import { spawnService, threadNiceness } from './helpers/process.ts';
 
 describe('API and worker in separate processes', () => {
   let app: TestApp;
@@ -37,6 +37,13 @@ describe('API and worker in separate processes', () => {
       );
       const last = items.at(-1)!;
       expect(last.__typename === 'BatchProgress' && last.batch.status).toBe('COMPLETED');
+
+      // The media threads yield the CPU (MEDIA_NICE, 10 by default); the main thread does not.
+      const threads = await threadNiceness(worker.child.pid!);
+      const media = threads.filter((t) => t.name === 'libuv-worker' || t.name === 'libvips worker');
+      expect(media.length, JSON.stringify(threads)).toBeGreaterThan(0);
+      expect(media.every((t) => t.nice === 10), JSON.stringify(threads)).toBe(true);
+      expect(threads.find((t) => t.name === 'node' || t.name === 'node-MainThread')?.nice, JSON.stringify(threads)).toBe(0);
     } finally {
       const code = await worker.stop('SIGTERM');
       expect(code, worker.output()).toBe(0);

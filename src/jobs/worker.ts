@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger as WorkerLogger, parseCrontab, run, type Runner } from 'graphile-worker';
 import type { AppContext } from '../context.ts';
+import { lowerMediaPriority } from '../services/media-priority.ts';
 import { PROCESS_BATCH } from './contract.ts';
 import { startLiveness } from './liveness.ts';
 import { processBatch } from './process-batch.ts';
@@ -20,6 +21,7 @@ export async function startWorker(ctx: AppContext): Promise<WorkerHandle> {
   });
   const { worker: w } = ctx.config;
   const liveness = await startLiveness(ctx, { sweepIntervalMs: w.sweepIntervalMs, orphanGraceMs: w.orphanGraceMs });
+  const stopLowering = lowerMediaPriority(w.mediaNice, log);
 
   const launch = () =>
     run({
@@ -82,6 +84,7 @@ export async function startWorker(ctx: AppContext): Promise<WorkerHandle> {
   return {
     async stop() {
       stopping = true;
+      stopLowering();
       await runner.stop().catch((err: unknown) => log.warn({ err }, 'worker stop failed'));
       await liveness.stop();
     },

@@ -70,3 +70,17 @@ export async function memoryOf(pid: number) {
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
   return { rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
+
+/** Each thread of a process with its niceness, from /proc (Linux). */
+export async function threadNiceness(pid: number): Promise<{ name: string; nice: number }[]> {
+  const { readdir } = await import('node:fs/promises');
+  const threads = [];
+  for (const entry of await readdir(`/proc/${pid}/task`)) {
+    const stat = await readFile(`/proc/${pid}/task/${entry}/stat`, 'utf8').catch(() => '');
+    if (!stat) continue;
+    // The name is in parentheses and may hold spaces; nice is stat's 19th field, the 17th after the name.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    threads.push({ name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), nice: Number(fields[16]) });
+  }
+  return threads;
+}

@@ -1,0 +1,41 @@
+import { readdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import type { Logger } from '../logger.ts';
+
+// The threads that do the media work, by the names libuv and libvips give them: libuv's pool
+// runs sharp's operations (and this process's file I/O), libvips' own pool the pixel work.
+const MEDIA_THREADS = new Set(['libuv-worker', 'libvips worker']);
+
+/**
+ * Gives this process's media threads the niceness `nice`, so that on a busy machine the API,
+ * PostgreSQL and the worker's own bookkeeping run first and the media work takes the CPU that is
+ * left. With both cores decoding, a progress event otherwise waits behind them at the API.
+ * Linux only: niceness is per thread there, and the main thread keeps its own. New threads
+ * inherit their creator's, but pools grow on demand, so every `intervalMs` it looks again.
+ * Returns a function that stops looking.
+ */
+export function lowerMediaPriority(nice: number, logger: Logger, intervalMs = 1000): () => void {
+  if (nice === 0 || process.platform !== 'linux') return () => {};
+  const done = new Set<number>();
+  let warned = false;
+  const scan = async () => {
+    for (const entry of await readdir('/proc/self/task').catch(() => [] as string[])) {
+      const tid = Number(entry);
+      if (done.has(tid)) continue;
+      const name = (await readFile(`/proc/self/task/${entry}/comm`, 'utf8').catch(() => '')).trim();
+      if (!MEDIA_THREADS.has(name)) continue;
+      try {
+        os.setPriority(tid, nice);
+        done.add(tid);
+      } catch (err) {
+        // A thread that ended meanwhile, or a niceness below the current one without privileges.
+        if (!warned) logger.warn({ err, nice }, 'could not lower the media threads’ CPU priority');
+        warned = true;
+      }
+    }
+  };
+  void scan();
+  const timer = setInterval(() => void scan(), intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
