@@ -55,13 +55,13 @@ export async function renderMedia(ctx: AppContext, source: MediaSource, signal: 
 
 /**
  * One attempt at turning an upload's original into its renditions, metadata and analysis,
- * from `rendering` when its media work already started. Throws on failure; the caller
- * decides about retries and bookkeeping.
+ * from `rendering` when its media work already started; `onRendered` is told when the pixel
+ * work is done. Throws on failure; the caller decides about retries and bookkeeping.
  */
 export async function runPipeline(
   ctx: AppContext,
   row: UploadRow,
-  { signal, onStage, rendering }: { signal: AbortSignal; onStage: OnStage; rendering?: Promise<Rendered> },
+  { signal, onStage, rendering, onRendered }: { signal: AbortSignal; onStage: OnStage; rendering?: Promise<Rendered>; onRendered?: () => void },
 ): Promise<Completed> {
   const analyzer = ctx.analyzer;
   const at = plan(analyzer ? ['thumbnail', 'metadata', 'describing', 'embedding', 'indexing'] : ['thumbnail', 'metadata', 'indexing']);
@@ -74,6 +74,7 @@ export async function runPipeline(
   try {
     onStage('thumbnail', at.thumbnail);
     const media = await raceAbort(rendering ?? renderMedia(ctx, row, signal), signal);
+    onRendered?.();
     const thumbnailKey = `thumbnails/${row.userId}/${row.id}.webp`;
     const previewKey = `previews/${row.userId}/${row.id}.${media.preview.format === 'jpeg' ? 'jpg' : 'webp'}`;
     await Promise.all([put(thumbnailKey, media.thumbnail.data), put(previewKey, media.preview.data)]);

@@ -70,7 +70,7 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
   if (finished && (await completeBatch(ctx.db, batchId))) emit({ type: 'batch', batchId, terminal: true });
 }
 
-type UploadOptions = BatchJobOptions & Lease & { stop: AbortSignal; emit: Emit; counted: () => void };
+type UploadOptions = BatchJobOptions & Lease & { stop: AbortSignal; emit: Emit; counted: () => void; onRendered?: () => void };
 
 /** The batch's uploads until none is left (true), or until the job hands over or must stop (false). */
 async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, o: Omit<UploadOptions, keyof BatchJobOptions>) {
@@ -105,14 +105,19 @@ async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, 
       const rendering = ahead?.take(claim.upload.id);
       ahead = undefined;
       after = claim.upload.position;
-      const step = await processUpload(ctx, claim.upload, claim.runId, finishing, rendering, { ...opts, ...o });
+      const { following } = claim;
+      // Once this upload's pixels are done, the next one's may start: its file writes, metadata
+      // and analysis need little CPU, and a model server's answer can take seconds.
+      const onRendered = () => {
+        if (following && !ahead && !stop.aborted && Date.now() <= deadline) ahead = lookAhead(ctx, following, stop);
+      };
+      const step = await processUpload(ctx, claim.upload, claim.runId, finishing, rendering, { ...opts, ...o, onRendered });
       finishing = step.finishing;
       finishing.catch(() => (broken = true)); // awaited above or below; never unhandled meanwhile
       if (step.result === 'cancelled') {
         await finishing;
         return false;
       }
-      if (claim.following && !stop.aborted && Date.now() <= deadline) ahead = lookAhead(ctx, claim.following, stop);
     }
   } finally {
     ahead?.abandon();
@@ -174,7 +179,7 @@ async function processUpload(
       // Only the first attempt may take media work already started (a retry decodes anew).
       const rendering = started;
       started = undefined;
-      outcome = await runPipeline(ctx, row, { signal, onStage: progress.stage, rendering });
+      outcome = await runPipeline(ctx, row, { signal, onStage: progress.stage, rendering, onRendered: o.onRendered });
       if (signal.aborted) throw signal.reason;
       endedAt = new Date();
     } catch (err) {
