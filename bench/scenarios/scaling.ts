@@ -26,7 +26,7 @@ interface SizeResult {
  * Figure 6. Batches of 10, 100 and 1,000 small uploads (decoding nearly free, so what is left
  * is Darkroom's own cost), each on fresh processes and a fresh database. Per upload: the
  * processing cycle (median interval between consecutive uploads' last events, minus the bare
- * media time), events delivered, and rows PostgreSQL read (through indexes, the figure; and by
+ * media time; the batch of 10 runs ten times, so each median is over some 100 intervals), events delivered, and rows PostgreSQL read (through indexes, the figure; and by
  * sequential scans, which the planner rightly picks for small tables). Processes are stopped
  * before the database's counters are read (so every backend has published its statistics), and
  * a run with no batch at all measures what startup and warm-up read, to be subtracted.
@@ -37,29 +37,35 @@ export async function scaling(b: BenchContext) {
   await bareLoop(bareFiles.slice(0, 20), 1);
   const bare = (await bareLoop(bareFiles, 1)).ms / bareFiles.length;
 
-  const control = await session(b, photo, 0);
+  const control = await session(b, photo, 0, 0);
   const results: SizeResult[] = [];
   for (const n of SIZES) {
-    const s = await session(b, photo, n);
-    const run = s.run!;
-    // Each upload's last event ends its cycle; gaps between them leave the batch's own start and end out.
-    const lastEvent = new Map<string, number>();
-    for (const r of run.events) if (r.event.__typename === 'FileProgress') lastEvent.set(localId(r.event.upload.id), r.at);
-    const ends = [...lastEvent.values()].sort((x, y) => x - y);
-    const cycle = median(ends.slice(1).map((t, i) => t - ends[i]!));
+    // Small batches run several times, so that every size's median has some 100 cycles.
+    const times = Math.ceil(100 / n);
+    const s = await session(b, photo, n, times);
+    const uploads = n * times;
+    // Each upload's last event ends its cycle; gaps between them leave each batch's own start and end out.
+    const cycles = s.runs.flatMap((run) => {
+      const lastEvent = new Map<string, number>();
+      for (const r of run.events) if (r.event.__typename === 'FileProgress') lastEvent.set(localId(r.event.upload.id), r.at);
+      const ends = [...lastEvent.values()].sort((x, y) => x - y);
+      return ends.slice(1).map((t, i) => t - ends[i]!);
+    });
+    const cycle = median(cycles);
     const tables = new Map(
       [...s.tables].map(([t, v]) => {
         const c = control.tables.get(t) ?? { index: 0, seq: 0 };
-        return [t, { index: (v.index - c.index) / n, seq: (v.seq - c.seq) / n }];
+        return [t, { index: (v.index - c.index) / uploads, seq: (v.seq - c.seq) / uploads }];
       }),
     );
+    const sum = (f: (run: BatchRun) => number) => s.runs.reduce((total, run) => total + f(run), 0);
     results.push({
       n,
       cycle,
       overhead: cycle - bare,
-      ingest: (run.created.respondedAt - run.created.sentAt) / n,
-      events: (run.events.length - 1) / n,
-      xacts: (s.xacts - control.xacts) / n,
+      ingest: sum((run) => run.created.respondedAt - run.created.sentAt) / uploads,
+      events: sum((run) => run.events.length - 1) / uploads,
+      xacts: (s.xacts - control.xacts) / uploads,
       indexRows: [...tables.values()].reduce((sum, t) => sum + t.index, 0),
       tables,
     });
@@ -106,24 +112,24 @@ export async function scaling(b: BenchContext) {
   b.note(`rows read per upload by table: ${results.map((r) => `batch of ${r.n}: ${top(r)}`).join('; ')}`);
 }
 
-/** Fresh database and processes; a warm-up batch, then (unless n is 0) the measured one; stopped before counting. */
-async function session(b: BenchContext, photo: Photo, n: number) {
+/** Fresh database and processes; a warm-up batch, then `times` measured batches of n, one after the other; stopped before counting. */
+async function session(b: BenchContext, photo: Photo, n: number, times: number) {
   const db = await b.dbs.clone();
   const env = { databaseUrl: db.url, storageDir: await scratchDir(b, 'storage'), concurrency: 1, extra: { MAX_FILES_PER_BATCH: '1000' } };
   const before = await databaseActivity(db.name);
   const api = await startApi(env);
   const worker = startWorkerProcess(env);
   const abort = Promise.race([api.exited, worker.exited]);
-  let run: BatchRun | undefined;
+  const runs: BatchRun[] = [];
   try {
     const token = await signUp(api.graphqlUrl);
     const ws = await connectWs(api.wsUrl, token);
     await Promise.race([runBatch(api.graphqlUrl, ws, token, repeatTo([photo], 5)), abort]);
-    if (n > 0) run = await Promise.race([runBatch(api.graphqlUrl, ws, token, repeatTo([photo], n)), abort]);
+    for (let i = 0; i < times; i++) runs.push(await Promise.race([runBatch(api.graphqlUrl, ws, token, repeatTo([photo], n)), abort]));
     await ws.dispose();
   } finally {
     await Promise.allSettled([worker.stop(), api.stop()]);
   }
   const after = await databaseActivity(db.name);
-  return { run, xacts: after.transactions - before.transactions, tables: await tableActivity(db.url) };
+  return { runs, xacts: after.transactions - before.transactions, tables: await tableActivity(db.url) };
 }
