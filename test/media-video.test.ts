@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -143,4 +143,15 @@ it('stops ffmpeg when aborted', async () => {
   const promise = extractPosterFrames(file, probe, tools, controller.signal);
   controller.abort(reason);
   await expect(promise).rejects.toBe(reason);
+});
+
+it('runs ffprobe and ffmpeg at the niceness it is given (MEDIA_NICE)', async () => {
+  // A stand-in ffprobe that reports its own niceness once it is running (it waits a moment: the
+  // niceness is set right after it starts, before a real ffmpeg starts its decoding threads).
+  const report = path.join(dir, 'niceness');
+  const probe = path.join(dir, 'fake-ffprobe');
+  await writeFile(probe, `#!/bin/sh\nsleep 0.2\nawk '{ print $19 }' /proc/$$/stat > '${report}'\nexit 1\n`, { mode: 0o755 });
+  const file = await save(Buffer.from('whatever'), 'mp4');
+  await expect(probeVideo(file, { ...tools, ffprobePath: probe, nice: 7 })).rejects.toThrow(/^Could not decode video/);
+  expect((await readFile(report, 'utf8')).trim()).toBe('7');
 });

@@ -134,7 +134,7 @@ async function image(file: string, opts: RenderOptions): Promise<Rendered> {
 async function video(ctx: AppContext, file: string, wantModelImages: boolean, signal: AbortSignal): Promise<Rendered> {
   // The same pixel bound as ingest's header check and the photos'.
   const maxPixels = ctx.config.limits.maxImagePixels;
-  const tools = { ...ctx.config.media, maxPixels };
+  const tools = { ...ctx.config.media, maxPixels, nice: ctx.config.worker.mediaNice };
   const probe = await probeVideo(file, tools, signal);
   const frames = await extractPosterFrames(file, probe, tools, signal);
   const r = await renderFrame(frames.poster, { signal, modelImage: wantModelImages, maxPixels });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { type CaptureMetadata, coordinates, NO_METADATA, text } from './exif.ts';
@@ -11,6 +11,8 @@ export interface VideoTools {
   ffprobePath: string;
   /** Frames with more pixels are refused before any is decoded (default MAX_INPUT_PIXELS). */
   maxPixels?: number;
+  /** Niceness ffprobe and ffmpeg run at (as the worker's media threads; see media-priority.ts). */
+  nice?: number;
 }
 
 export interface VideoProbe {
@@ -41,7 +43,7 @@ export async function probeVideo(file: string, tools: VideoTools, signal?: Abort
   const out = await run(
     tools.ffprobePath,
     ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', '--', file],
-    { signal, timeoutMs: PROBE_TIMEOUT_MS, what: 'ffprobe' },
+    { signal, timeoutMs: PROBE_TIMEOUT_MS, what: 'ffprobe', nice: tools.nice },
   );
   let info: FfprobeOutput;
   try {
@@ -109,7 +111,7 @@ export async function extractPosterFrames(
         args.push('-map', `${i}:${probe.streamIndex}`, '-frames:v', '1', '-vf', frameFilter(probe, hdr),
           '-pix_fmt', 'rgb24', '-c:v', 'png', '-compression_level', '1', path.join(dir, `${i}.png`)),
       );
-      return run(tools.ffmpegPath, args, { signal, timeoutMs: FRAMES_TIMEOUT_MS, what: 'ffmpeg' });
+      return run(tools.ffmpegPath, args, { signal, timeoutMs: FRAMES_TIMEOUT_MS, what: 'ffmpeg', nice: tools.nice });
     };
     try {
       await grab(probe.hdr);
@@ -171,10 +173,16 @@ function videoMetadata(tags: Record<string, string>): CaptureMetadata {
   };
 }
 
-function run(bin: string, args: string[], opts: { signal?: AbortSignal; timeoutMs: number; what: string }): Promise<Buffer> {
+function run(bin: string, args: string[], opts: { signal?: AbortSignal; timeoutMs: number; what: string; nice?: number }): Promise<Buffer> {
   opts.signal?.throwIfAborted();
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], signal: opts.signal, timeout: opts.timeoutMs, killSignal: 'SIGKILL' });
+    // Right after exec: the decoder threads it starts later inherit it. (It may have exited already.)
+    if (opts.nice && child.pid) {
+      try {
+        setPriority(child.pid, opts.nice);
+      } catch {}
+    }
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
