@@ -28,7 +28,8 @@ let threads = 0;
 
 function spawn(): Thread {
   threads++;
-  const worker = new Worker(WORKER_URL);
+  // Named, so that media-priority.ts finds it among the media threads.
+  const worker = new Worker(WORKER_URL, { name: 'heic-decoder' });
   const thread: Thread = { worker };
   // A crash while idle must not become an unhandled 'error'; 'exit' does the cleanup.
   worker.on('error', () => {});

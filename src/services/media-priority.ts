@@ -2,9 +2,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type { Logger } from '../logger.ts';
 
-// The threads that do the media work, by the names libuv and libvips give them: libuv's pool
-// runs sharp's operations (and this process's file I/O), libvips' own pool the pixel work.
-const MEDIA_THREADS = new Set(['libuv-worker', 'libvips worker']);
+// The threads that do the media work, by their names: libuv's pool runs sharp's operations (and
+// this process's file I/O), libvips' own pool the pixel work, and heic.ts decodes HEVC photos.
+const MEDIA_THREADS = new Set(['libuv-worker', 'libvips worker', 'heic-decoder']);
 
 /**
  * Gives this process's media threads the niceness `nice`, so that on a busy machine the API,
