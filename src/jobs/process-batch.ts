@@ -129,10 +129,11 @@ async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, 
 type LookAhead = ReturnType<typeof lookAhead>;
 
 /**
- * Starts the media work of the upload the last claim named as following, while the next claim
- * makes its round trip: the claim is on the critical path no longer. Nothing is written for
- * it until that claim confirms it is the upload to process (a cancel, a delete or a lost lease
- * name another, or none, and the work is dropped), so runs still never overlap.
+ * Starts the media work of the upload the last claim named as following, once the current
+ * upload's pixels are done: it overlaps the current upload's file writes, metadata and analysis
+ * and the next claim's round trip, none of which is on the critical path any longer. Nothing is
+ * written for it until that claim confirms it is the upload to process (a cancel, a delete or a
+ * lost lease name another, or none, and the work is dropped), so runs still never overlap.
  */
 function lookAhead(ctx: AppContext, source: MediaSource, stop: AbortSignal) {
   const abandoned = new AbortController();
@@ -159,7 +160,7 @@ async function processUpload(
   upload: UploadRow,
   firstRunId: string,
   previous: Promise<unknown>,
-  started: Promise<Rendered> | undefined,
+  lookedAhead: Promise<Rendered> | undefined,
   o: UploadOptions,
 ): Promise<Step> {
   const progress = uploadProgress(o.emit, upload, previous, o.progressIntervalMs);
@@ -177,8 +178,8 @@ async function processUpload(
     let endedAt: Date;
     try {
       // Only the first attempt may take media work already started (a retry decodes anew).
-      const rendering = started;
-      started = undefined;
+      const rendering = lookedAhead;
+      lookedAhead = undefined;
       outcome = await runPipeline(ctx, row, { signal, onStage: progress.stage, rendering, onRendered: o.onRendered });
       if (signal.aborted) throw signal.reason;
       endedAt = new Date();
