@@ -13,8 +13,13 @@ export function databaseUrl(name: string) {
   return url.toString();
 }
 
-export async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: ADMIN_URL });
+export function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  return withClient(ADMIN_URL, fn);
+}
+
+/** One short-lived connection to `url`, closed whatever fn does. */
+async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     return await fn(client);
@@ -90,17 +95,13 @@ export async function backendPids(name: string): Promise<number[]> {
  * query that walks an index over the whole batch per upload is what must not happen.
  */
 export async function tableActivity(url: string): Promise<Map<string, { index: number; seq: number }>> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
+  return withClient(url, async (client) => {
     const { rows } = await client.query<{ name: string; idx: string; seq: string }>(
       `select schemaname || '.' || relname as name, coalesce(idx_tup_fetch, 0) as idx, coalesce(seq_tup_read, 0) as seq
          from pg_stat_all_tables where schemaname not in ('pg_catalog', 'information_schema', 'pg_toast')`,
     );
     return new Map(rows.map((r) => [r.name, { index: Number(r.idx), seq: Number(r.seq) }]));
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 /**
@@ -109,9 +110,7 @@ export async function tableActivity(url: string): Promise<Map<string, { index: n
  * one run's end and the next run's start in the same batch (uploads of a batch run one at a time): claim and scheduling.
  */
 export async function runTimeline(url: string, batchIds: string[]) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
+  return withClient(url, async (client) => {
     const { rows } = await client.query<{ runs: string; run_ms: number; gap_ms: number | null }>(
       `with r as (
          select started_at, finished_at,
@@ -125,7 +124,5 @@ export async function runTimeline(url: string, batchIds: string[]) {
     );
     const row = rows[0]!;
     return { runs: Number(row.runs), runMs: row.run_ms, gapMs: row.gap_ms ?? NaN };
-  } finally {
-    await client.end();
-  }
+  });
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
@@ -73,7 +73,6 @@ export async function memoryOf(pid: number) {
 
 /** Each thread of a process with its niceness, from /proc (Linux). */
 export async function threadNiceness(pid: number): Promise<{ name: string; nice: number }[]> {
-  const { readdir } = await import('node:fs/promises');
   const threads = [];
   for (const entry of await readdir(`/proc/${pid}/task`)) {
     const stat = await readFile(`/proc/${pid}/task/${entry}/stat`, 'utf8').catch(() => '');
