@@ -2,8 +2,9 @@ import type { AppContext } from '../context.ts';
 import type { MediaSource } from '../db/upload-runs.ts';
 import type { UploadOutcome, UploadRow } from '../db/uploads.ts';
 import { analyzeMedia, type Analysis } from '../services/analyzer.ts';
-import { type CaptureMetadata, readExif } from '../services/exif.ts';
-import { modelImageOf, raceAbort, type RenderOptions, type Renditions, renderFrame, renderImage } from '../services/media.ts';
+import type { CaptureMetadata } from '../services/exif.ts';
+import { modelImageOf, raceAbort, type RenderOptions, type Renditions, renderFrame } from '../services/media.ts';
+import { renderImageInThread } from '../services/media-thread.ts';
 import { extractPosterFrames, probeVideo } from '../services/video.ts';
 
 export type FileStage =
@@ -127,8 +128,8 @@ export interface Rendered extends Renditions {
 }
 
 async function image(file: string, opts: RenderOptions): Promise<Rendered> {
-  const r = await renderImage(file, opts);
-  return { ...r, modelImages: r.modelImage ? [r.modelImage] : [], metadata: () => readExif(r.exif) };
+  const { metadata, ...r } = await renderImageInThread(file, opts);
+  return { ...r, modelImages: r.modelImage ? [r.modelImage] : [], metadata: async () => metadata };
 }
 
 async function video(ctx: AppContext, file: string, wantModelImages: boolean, signal: AbortSignal): Promise<Rendered> {

@@ -1,6 +1,9 @@
 // Runs in a worker thread: libheif's WASM decoder is synchronous and would stall the event loop.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import decode from 'heic-decode';
+import { niceThisThread } from './media-priority.ts';
+
+niceThisThread((workerData as { nice: number }).nice);
 
 parentPort!.on('message', async (buffer: Uint8Array) => {
   try {

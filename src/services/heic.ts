@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { mediaThreadNice } from './media-priority.ts';
 
 /**
  * HEVC-coded HEIC (every iPhone photo) via libheif compiled to WebAssembly: sharp's prebuilt
@@ -29,7 +30,7 @@ let threads = 0;
 function spawn(): Thread {
   threads++;
   // Named, so that media-priority.ts finds it among the media threads.
-  const worker = new Worker(WORKER_URL, { name: 'heic-decoder' });
+  const worker = new Worker(WORKER_URL, { name: 'heic-decoder', workerData: { nice: mediaThreadNice() } });
   const thread: Thread = { worker };
   // A crash while idle must not become an unhandled 'error'; 'exit' does the cleanup.
   worker.on('error', () => {});

@@ -3,8 +3,9 @@ import os from 'node:os';
 import type { Logger } from '../logger.ts';
 
 // The threads that do the media work, by their names: libuv's pool runs sharp's operations (and
-// this process's file I/O), libvips' own pool the pixel work, and heic.ts decodes HEVC photos.
-const MEDIA_THREADS = new Set(['libuv-worker', 'libvips worker', 'heic-decoder']);
+// this process's file I/O), libvips' own pool the pixel work, media-thread.ts drives them for
+// photos, and heic.ts decodes HEVC photos.
+const MEDIA_THREADS = new Set(['libuv-worker', 'libvips worker', 'media-renderer', 'heic-decoder']);
 
 /**
  * Gives this process's media threads the niceness `nice`, so that on a busy machine the API,
@@ -16,6 +17,7 @@ const MEDIA_THREADS = new Set(['libuv-worker', 'libvips worker', 'heic-decoder']
  */
 export function lowerMediaPriority(nice: number, logger: Logger, intervalMs = 1000): () => void {
   if (nice === 0 || process.platform !== 'linux') return () => {};
+  threadNice = nice;
   const done = new Set<number>();
   let warned = false;
   const scan = async () => {
@@ -37,5 +39,26 @@ export function lowerMediaPriority(nice: number, logger: Logger, intervalMs = 10
   void scan();
   const timer = setInterval(() => void scan(), intervalMs);
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    threadNice = 0;
+  };
+}
+
+let threadNice = 0;
+
+/**
+ * The niceness a media thread should give itself as it starts (the scan above finds it only
+ * later): pass it in the thread's workerData, for `niceThisThread`.
+ */
+export const mediaThreadNice = () => threadNice;
+
+/** On Linux, setpriority(0) applies to the calling thread alone. */
+export function niceThisThread(nice: number) {
+  if (nice === 0 || process.platform !== 'linux') return;
+  try {
+    os.setPriority(0, nice);
+  } catch {
+    // the scan in the creating process tries again, and warns
+  }
 }

@@ -1,0 +1,124 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { CaptureMetadata } from './exif.ts';
+import { type ImageResult, MediaError, type RenderOptions } from './media.ts';
+import { mediaThreadNice } from './media-priority.ts';
+
+/**
+ * A photo's media work (renderImage, then readExif) in a thread of its own. sharp hands every
+ * decode to JavaScript as a preview-sized pixel buffer (about 4.5 MB): external memory, which
+ * sets off a full garbage collection every dozen photos. In the worker's main thread each of
+ * those marks the whole heap of the queue, the database and Redis clients, and stalls the
+ * bookkeeping; a media thread's heap is a few megabytes, and only the encoded renditions (a
+ * few hundred kilobytes) come back.
+ */
+export interface RenderedImage extends Omit<ImageResult, 'exif'> {
+  metadata: CaptureMetadata;
+}
+
+type Options = Pick<RenderOptions, 'modelImage' | 'maxPixels' | 'timeoutSeconds'>;
+export type MediaRequest = { type: 'render'; id: number; file: string; options: Options } | { type: 'abort'; id: number };
+export type MediaReply = { id: number; ok: true; image: RenderedImage } | { id: number; ok: false; name: string; message: string };
+
+const WORKER_URL = new URL('./media-thread-worker.ts', import.meta.url);
+// One thread's JavaScript keeps up with about four cores' decoding.
+const MAX_THREADS = Math.max(1, Math.ceil(availableParallelism() / 4));
+// An idle thread is ended after a while: it holds a V8 heap and its own copy of the modules.
+const IDLE_MS = 60_000;
+
+interface Waiter {
+  resolve: (image: RenderedImage) => void;
+  reject: (err: Error) => void;
+}
+interface Thread {
+  worker: Worker;
+  waiting: Map<number, Waiter>;
+  idleTimer?: NodeJS.Timeout;
+}
+const threads: Thread[] = [];
+let nextId = 0;
+
+function spawn(): Thread {
+  // Named, so that media-priority.ts finds it among the media threads.
+  const worker = new Worker(WORKER_URL, { name: 'media-renderer', workerData: { nice: mediaThreadNice() } });
+  const thread: Thread = { worker, waiting: new Map() };
+  worker.on('message', (reply: MediaReply) => {
+    const waiter = thread.waiting.get(reply.id);
+    if (!waiter) return;
+    settle(thread, reply.id);
+    if (reply.ok) waiter.resolve(fromThread(reply.image));
+    else waiter.reject(reply.name === 'MediaError' ? new MediaError(reply.message) : new Error(reply.message));
+  });
+  // 'exit' follows an 'error' and does the cleanup; the error itself is what callers are told.
+  let failure: Error | undefined;
+  worker.on('error', (err) => (failure = err instanceof Error ? err : new Error(String(err))));
+  worker.once('exit', () => {
+    threads.splice(threads.indexOf(thread), 1);
+    clearTimeout(thread.idleTimer);
+    const err = new Error(`The media thread ended${failure ? `: ${failure.message}` : ''}`);
+    for (const waiter of thread.waiting.values()) waiter.reject(err);
+    thread.waiting.clear();
+  });
+  threads.push(thread);
+  return thread;
+}
+
+/** The thread with the least work, or a new one while there are fewer than MAX_THREADS. */
+function pick(): Thread {
+  const least = threads.reduce<Thread | undefined>((a, t) => (!a || t.waiting.size < a.waiting.size ? t : a), undefined);
+  return least && (least.waiting.size === 0 || threads.length >= MAX_THREADS) ? least : spawn();
+}
+
+function settle(thread: Thread, id: number) {
+  thread.waiting.delete(id);
+  if (thread.waiting.size > 0) return;
+  // An idle thread must not keep the process alive.
+  thread.worker.unref();
+  thread.idleTimer = setTimeout(() => void thread.worker.terminate(), IDLE_MS).unref();
+}
+
+/** Structured cloning turns Buffers into plain Uint8Arrays; callers expect Buffers. */
+function fromThread(image: RenderedImage): RenderedImage {
+  const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+  return {
+    ...image,
+    preview: { ...image.preview, data: buf(image.preview.data) },
+    thumbnail: { ...image.thumbnail, data: buf(image.thumbnail.data) },
+    ...(image.modelImage ? { modelImage: buf(image.modelImage) } : {}),
+  };
+}
+
+/**
+ * renderImage and readExif of `file`, in a media thread. Aborting stops waiting at once and
+ * tells the thread, which stops what can be stopped (a HEIC decode); sharp's own operations
+ * cannot be, and finish unobserved, as they would in this thread.
+ */
+export function renderImageInThread(file: string, { signal, ...options }: RenderOptions = {}): Promise<RenderedImage> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  const thread = pick();
+  const id = nextId++;
+  clearTimeout(thread.idleTimer);
+  thread.worker.ref();
+  return new Promise<RenderedImage>((resolve, reject) => {
+    const onAbort = () => {
+      settle(thread, id);
+      thread.worker.postMessage({ type: 'abort', id } satisfies MediaRequest);
+      reject(signal!.reason);
+    };
+    const done = () => signal?.removeEventListener('abort', onAbort);
+    thread.waiting.set(id, {
+      resolve: (image) => (done(), resolve(image)),
+      reject: (err) => (done(), reject(err)),
+    });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    thread.worker.postMessage({ type: 'render', id, file, options } satisfies MediaRequest);
+  });
+}
+
+/**
+ * Ends the media threads at once; whatever they were doing fails, as it would if one crashed.
+ * The next render starts a new one. Idle threads end by themselves, so a worker needs not.
+ */
+export async function stopMediaThreads(): Promise<void> {
+  await Promise.all(threads.map((t) => t.worker.terminate()));
+}

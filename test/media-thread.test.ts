@@ -1,0 +1,77 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readExif } from '../src/services/exif.ts';
+import { MediaError, renderImage } from '../src/services/media.ts';
+import { renderImageInThread, stopMediaThreads } from '../src/services/media-thread.ts';
+import * as fixtures from './helpers/images.ts';
+import * as media from './helpers/media.ts';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'darkroom-media-thread-'));
+});
+afterAll(async () => {
+  await stopMediaThreads();
+  await rm(dir, { recursive: true, force: true });
+});
+
+let counter = 0;
+async function file(data: Buffer | Promise<Buffer>, ext: string): Promise<string> {
+  const p = path.join(dir, `f${++counter}.${ext}`);
+  await writeFile(p, await data);
+  return p;
+}
+
+describe('renderImageInThread', () => {
+  it('gives what renderImage and readExif give in this thread, byte for byte, as Buffers', async () => {
+    const input = await file(media.jpegWithExif(), 'jpg');
+    const here = await renderImage(input, { modelImage: true });
+    const there = await renderImageInThread(input, { modelImage: true });
+
+    expect(there.metadata).toEqual(await readExif(here.exif));
+    expect(there.metadata.cameraModel).toBe('Canon EOS R5');
+    expect(there.metadata.latitude).toBeCloseTo(media.GPS.latitude, 4);
+    for (const key of ['preview', 'thumbnail'] as const) {
+      expect(Buffer.isBuffer(there[key].data)).toBe(true);
+      expect(there[key].data.equals(here[key].data)).toBe(true);
+    }
+    expect(Buffer.isBuffer(there.modelImage) && there.modelImage.equals(here.modelImage!)).toBe(true);
+    expect(there).toMatchObject({ width: here.width, height: here.height, format: 'jpeg', placeholderHash: here.placeholderHash });
+    expect(there).not.toHaveProperty('exif');
+  });
+
+  it('fails a bad file with the same MediaError as in this thread', async () => {
+    const input = await file(fixtures.corruptFile(), 'jpg');
+    const expected = await renderImage(input).then(() => null, (e: unknown) => e as Error);
+    const err = await renderImageInThread(input).then(() => null, (e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(MediaError);
+    expect(err?.message).toBe(expected?.message);
+    expect(err?.message).toMatch(/^(Not a supported image format|Could not decode image)/);
+    await expect(renderImageInThread(path.join(dir, 'nowhere.jpg'))).rejects.toThrow(new MediaError('Image file is missing'));
+  });
+
+  it('stops waiting when aborted, and the thread goes on serving', async () => {
+    const big = await file(fixtures.jpeg({ width: 6000, height: 4000 }), 'jpg');
+    const controller = new AbortController();
+    const rendering = renderImageInThread(big, { signal: controller.signal });
+    const reason = new Error('stop');
+    controller.abort(reason);
+    await expect(rendering).rejects.toBe(reason);
+    await expect(renderImageInThread(big, { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+
+    const small = await renderImageInThread(await file(fixtures.png({ width: 64, height: 48 }), 'png'));
+    expect(small.thumbnail).toMatchObject({ width: 64, height: 48 });
+  });
+
+  it('fails what a thread was doing when it ends, and starts a new thread for the next photo', async () => {
+    const big = await file(fixtures.jpeg({ width: 6000, height: 4000 }), 'jpg');
+    const rendering = renderImageInThread(big);
+    await stopMediaThreads();
+    await expect(rendering).rejects.toThrow(/media thread ended/);
+
+    const next = await renderImageInThread(big);
+    expect(next.preview).toMatchObject({ width: 1440, height: 960, format: 'jpeg' });
+  });
+});
