@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import sharp from 'sharp';
@@ -104,5 +105,32 @@ export async function cpuMeter(pids: Record<string, number | (() => Promise<numb
       out[label] = total;
     }
     return out;
+  };
+}
+
+/**
+ * A process beside this one that keeps `share` of one core busy, in slices of 2 ms, walking
+ * 32 MiB of memory a cache line at a time as real work touches memory. Next to the bare loop
+ * it stands for the CPU the service spends outside the media work (the API, PostgreSQL, the
+ * client, the worker's bookkeeping), as if that work were free of any coordination, so the
+ * bench can tell what that CPU costs the media work on this machine from what the service's
+ * structure costs beyond it. Returns a function that ends it.
+ */
+export async function cpuLoad(share: number): Promise<() => Promise<void>> {
+  // It ends itself when orphaned (its parent id changes), so a killed bench leaves nothing behind.
+  const code = `
+    const a = new Float64Array(4 << 20), parent = process.ppid, pause = new Int32Array(new SharedArrayBuffer(4));
+    for (let j = 0; ; ) {
+      const t0 = performance.now();
+      while (performance.now() - t0 < ${2 * share}) for (let k = 0; k < 4096; k += 8, j += 8) a[j % a.length]++;
+      Atomics.wait(pause, 0, 0, ${2 * (1 - share)});
+      if (process.ppid !== parent) process.exit();
+    }`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
+  await once(child, 'spawn');
+  return async () => {
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
   };
 }

@@ -3,7 +3,7 @@ import { runBatches } from '../lib/batches.ts';
 import { connectWs, localId, signUp } from '../lib/client.ts';
 import { type BenchContext, scratchDir } from '../lib/context.ts';
 import { backendPids, runTimeline } from '../lib/database.ts';
-import { cpuMeter, cpuMsOf } from '../lib/machine.ts';
+import { cpuLoad, cpuMeter, cpuMsOf } from '../lib/machine.ts';
 import { bareLoop } from '../lib/media-work.ts';
 import { repeatTo, writePhotos } from '../lib/photos.ts';
 import { startApi, startWorkerProcess } from '../lib/service.ts';
@@ -40,6 +40,7 @@ export async function throughput(b: BenchContext) {
 
       const svc: number[] = [];
       const bare: number[] = [];
+      const beside: number[] = [];
       let failed = { svc: 0, bare: 0 };
       let cpu: Record<string, number> = {};
       for (let r = 0; r < rounds; r++) {
@@ -64,11 +65,24 @@ export async function throughput(b: BenchContext) {
       }
       await ws.dispose();
 
+      // The best round's CPU outside the media work, as a plain load beside the bare loop.
+      const outside = cpu.api! + cpu.postgres! + cpu.client! + Math.max(0, cpu.worker! - cpu.bare!);
+      const share = Math.min(1, outside / Math.min(...bare));
+      for (let r = 0; r < rounds; r++) {
+        const stopLoad = await cpuLoad(share);
+        beside.push((await bareLoop(files, parallelism).finally(stopLoad)).ms);
+      }
+
       const best = { svc: Math.min(...svc), bare: Math.min(...bare) };
       perSecond[parallelism] = { svc: (n / best.svc) * 1000, bare: (n / best.bare) * 1000 };
       b.note(
         `concurrency ${parallelism}, ${n} photos in ${batches} batch(es): service ${svc.map((v) => ms(v)).join(' / ')}; ` +
           `bare loop ${bare.map((v) => ms(v)).join(' / ')} (best of ${rounds} used); failed uploads ${failed.svc} vs ${failed.bare} in the bare loop`,
+      );
+      b.note(
+        `concurrency ${parallelism}, the service's CPU outside the media work (${num(outside / n)} ms per photo) as a plain load of ` +
+          `${num(share, 2)} core(s) beside the bare loop: ${beside.map((v) => ms(v)).join(' / ')}, best ${num(Math.min(...beside) / best.bare, 2)}× ` +
+          `the bare loop alone; the service ${num(best.svc / Math.min(...beside), 2)}× that`,
       );
       b.note(
         `concurrency ${parallelism}, CPU per photo in the best service round: worker ${num(cpu.worker! / n)} ms, ` +
