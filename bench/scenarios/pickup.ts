@@ -75,7 +75,9 @@ export async function pickup(b: BenchContext) {
 /** add_job (committed) → the task function starting, with a no-op task on a runner like the service's. */
 async function graphileAddToStart(url: string, count: number): Promise<number[]> {
   const pool = new pg.Pool({ connectionString: url, max: 4 });
-  pool.on('error', () => {}); // an idle client dropped at shutdown is not a result
+  // A client dropped at shutdown is not a result, idle or checked out.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   let started: ((t: number) => void) | undefined;
   const runner = await run({
     pgPool: pool,

@@ -13,6 +13,8 @@ const SIZES = [10, 100, 1000];
 interface SizeResult {
   n: number;
   cycle: number;
+  /** The bare media work per upload, around this size's session. */
+  bare: number;
   overhead: number;
   ingest: number;
   events: number;
@@ -26,8 +28,10 @@ interface SizeResult {
  * Figure 6. Batches of 10, 100 and 1,000 small uploads (decoding nearly free, so what is left
  * is Darkroom's own cost), each on fresh processes and a fresh database. Per upload: the
  * processing cycle (median interval between consecutive uploads' last events, minus the bare
- * media time; the batch of 10 runs ten times, so each median is over some 100 intervals), events delivered, and rows PostgreSQL read (through indexes, the figure; and by
- * sequential scans, which the planner rightly picks for small tables). Processes are stopped
+ * media time measured around the same session; the batch of 10 runs ten times, so each median
+ * is over some 100 intervals a round, and the sizes take turns for two rounds), events
+ * delivered, and rows PostgreSQL read (through indexes, the figure; and by sequential scans,
+ * which the planner rightly picks for small tables). Processes are stopped
  * before the database's counters are read (so every backend has published its statistics), and
  * a run with no batch at all measures what startup and warm-up read, to be subtracted.
  */
@@ -35,23 +39,39 @@ export async function scaling(b: BenchContext) {
   const photo = await tinyPhoto();
   const bareFiles = await writePhotos(path.join(b.tmp, 'tiny'), repeatTo([photo], 100));
   await bareLoop(bareFiles.slice(0, 20), 1);
-  const bare = (await bareLoop(bareFiles, 1)).ms / bareFiles.length;
+  // Measured around each size's session: the overhead is a few ms, so a machine that speeds up
+  // or slows down by a tenth between the baseline and the batch would otherwise swamp it.
+  const bareNow = async () => (await bareLoop(bareFiles, 1)).ms / bareFiles.length;
 
   const control = await session(b, photo, 0, 0);
+  // The sizes take turns, twice in a full run, so a drift of the machine's speed falls on all.
+  const rounds = b.quick ? 1 : 2;
+  const sessions = new Map<number, { s: Session; bare: number }[]>(SIZES.map((n) => [n, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const n of SIZES) {
+      // Small batches run several times, so that every size's median has some 100 cycles a round.
+      const before = await bareNow();
+      const s = await session(b, photo, n, Math.ceil(100 / n));
+      sessions.get(n)!.push({ s, bare: (before + (await bareNow())) / 2 });
+    }
+  }
   const results: SizeResult[] = [];
   for (const n of SIZES) {
-    // Small batches run several times, so that every size's median has some 100 cycles.
-    const times = Math.ceil(100 / n);
-    const s = await session(b, photo, n, times);
-    const uploads = n * times;
+    const all = sessions.get(n)!;
     // Each upload's last event ends its cycle; gaps between them leave each batch's own start and end out.
-    const cycles = s.runs.flatMap((run) => {
-      const lastEvent = new Map<string, number>();
-      for (const r of run.events) if (r.event.__typename === 'FileProgress') lastEvent.set(localId(r.event.upload.id), r.at);
-      const ends = [...lastEvent.values()].sort((x, y) => x - y);
-      return ends.slice(1).map((t, i) => t - ends[i]!);
-    });
+    const cycles = all.flatMap(({ s }) =>
+      s.runs.flatMap((run) => {
+        const lastEvent = new Map<string, number>();
+        for (const r of run.events) if (r.event.__typename === 'FileProgress') lastEvent.set(localId(r.event.upload.id), r.at);
+        const ends = [...lastEvent.values()].sort((x, y) => x - y);
+        return ends.slice(1).map((t, i) => t - ends[i]!);
+      }),
+    );
     const cycle = median(cycles);
+    const bare = all.reduce((sum, x) => sum + x.bare, 0) / all.length;
+    // Rows and transactions are counted alike in every round: the first one's are used.
+    const { s } = all[0]!;
+    const uploads = s.runs.reduce((sum, run) => sum + run.created.totalUploads, 0);
     const tables = new Map(
       [...s.tables].map(([t, v]) => {
         const c = control.tables.get(t) ?? { index: 0, seq: 0 };
@@ -62,6 +82,7 @@ export async function scaling(b: BenchContext) {
     results.push({
       n,
       cycle,
+      bare,
       overhead: cycle - bare,
       ingest: sum((run) => run.created.respondedAt - run.created.sentAt) / uploads,
       events: sum((run) => run.events.length - 1) / uploads,
@@ -95,10 +116,10 @@ export async function scaling(b: BenchContext) {
     goal: 'flat (≤ 1.20)',
     met: r1000.indexRows / r10.indexRows <= 1.2,
   });
-  b.note(`bare media work for the ${photo.data.length}-byte test image: ${ms(bare, 2)} per upload`);
   for (const r of results) {
     b.note(
-      `batch of ${r.n}: cycle ${ms(r.cycle, 2)} (overhead ${ms(r.overhead, 2)}), createBatch ${ms(r.ingest, 2)} per upload, ` +
+      `batch of ${r.n}: cycle ${ms(r.cycle, 2)} (overhead ${ms(r.overhead, 2)} over the bare media work's ${ms(r.bare, 2)} for the ` +
+        `${photo.data.length}-byte test image, measured before and after), createBatch ${ms(r.ingest, 2)} per upload, ` +
         `${num(r.events, 2)} events, ${num(r.xacts, 1)} transactions, ${num(r.indexRows, 0)} rows read through indexes per upload`,
     );
   }
@@ -113,6 +134,8 @@ export async function scaling(b: BenchContext) {
 }
 
 /** Fresh database and processes; a warm-up batch, then `times` measured batches of n, one after the other; stopped before counting. */
+type Session = Awaited<ReturnType<typeof session>>;
+
 async function session(b: BenchContext, photo: Photo, n: number, times: number) {
   const db = await b.dbs.clone();
   const env = { databaseUrl: db.url, storageDir: await scratchDir(b, 'storage'), concurrency: 1, extra: { MAX_FILES_PER_BATCH: '1000' } };
