@@ -53,7 +53,7 @@ function spawn(): Thread {
   let failure: Error | undefined;
   worker.on('error', (err) => (failure = err instanceof Error ? err : new Error(String(err))));
   worker.once('exit', () => {
-    threads.splice(threads.indexOf(thread), 1);
+    retire(thread);
     clearTimeout(thread.idleTimer);
     const err = new Error(`The media thread ended${failure ? `: ${failure.message}` : ''}`);
     for (const waiter of thread.waiting.values()) waiter.reject(err);
@@ -74,7 +74,16 @@ function settle(thread: Thread, id: number) {
   if (thread.waiting.size > 0) return;
   // An idle thread must not keep the process alive.
   thread.worker.unref();
-  thread.idleTimer = setTimeout(() => void thread.worker.terminate(), IDLE_MS).unref();
+  thread.idleTimer = setTimeout(() => {
+    // Out of the pool first: a photo must not be sent to a thread that is ending.
+    retire(thread);
+    void thread.worker.terminate();
+  }, IDLE_MS).unref();
+}
+
+function retire(thread: Thread) {
+  const i = threads.indexOf(thread);
+  if (i >= 0) threads.splice(i, 1);
 }
 
 /** Structured cloning turns Buffers into plain Uint8Arrays; callers expect Buffers. */
@@ -120,5 +129,6 @@ export function renderImageInThread(file: string, { signal, ...options }: Render
  * The next render starts a new one. Idle threads end by themselves, so a worker needs not.
  */
 export async function stopMediaThreads(): Promise<void> {
-  await Promise.all(threads.map((t) => t.worker.terminate()));
+  const ending = threads.splice(0);
+  await Promise.all(ending.map((t) => t.worker.terminate()));
 }
