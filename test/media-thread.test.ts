@@ -1,28 +1,13 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { readExif } from '../src/services/exif.ts';
 import { MediaError, renderImage } from '../src/services/media.ts';
 import { renderImageInThread, stopMediaThreads } from '../src/services/media-thread.ts';
 import * as fixtures from './helpers/images.ts';
 import * as media from './helpers/media.ts';
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'darkroom-media-thread-'));
-});
-afterAll(async () => {
-  await stopMediaThreads();
-  await rm(dir, { recursive: true, force: true });
-});
-
-let counter = 0;
-async function file(data: Buffer | Promise<Buffer>, ext: string): Promise<string> {
-  const p = path.join(dir, `f${++counter}.${ext}`);
-  await writeFile(p, await data);
-  return p;
-}
+const file = media.tempFiles('darkroom-media-thread-');
+afterAll(() => stopMediaThreads());
 
 describe('renderImageInThread', () => {
   it('gives what renderImage and readExif give in this thread, byte for byte, as Buffers', async () => {
@@ -49,7 +34,7 @@ describe('renderImageInThread', () => {
     expect(err).toBeInstanceOf(MediaError);
     expect(err?.message).toBe(expected?.message);
     expect(err?.message).toMatch(/^(Not a supported image format|Could not decode image)/);
-    await expect(renderImageInThread(path.join(dir, 'nowhere.jpg'))).rejects.toThrow(new MediaError('Image file is missing'));
+    await expect(renderImageInThread(path.join(path.dirname(input), 'nowhere.jpg'))).rejects.toThrow(new MediaError('Image file is missing'));
   });
 
   it('stops waiting when aborted, and the thread goes on serving', async () => {

@@ -1,30 +1,15 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import exifr from 'exifr';
 import sharp from 'sharp';
 import { thumbHashToApproximateAspectRatio, thumbHashToAverageRGBA } from 'thumbhash';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readExif } from '../src/services/exif.ts';
 import { MediaError, renderImage } from '../src/services/media.ts';
 import * as fixtures from './helpers/images.ts';
 import * as media from './helpers/media.ts';
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'darkroom-media-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-let fileCounter = 0;
-async function file(data: Buffer | Promise<Buffer>, ext: string): Promise<string> {
-  const p = path.join(dir, `f${++fileCounter}.${ext}`);
-  await writeFile(p, await data);
-  return p;
-}
+const file = media.tempFiles('darkroom-media-');
 
 async function expectClean(rendition: Buffer) {
   const meta = await sharp(rendition).metadata();

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { type FormattedExecutionResult, print } from 'graphql';
 import sharp from 'sharp';
+import { afterAll, beforeAll } from 'vitest';
 import type { UploadFile } from './client.ts';
 
 /** Media fixtures made on the fly, each with a property a wrong pipeline visibly breaks. */
@@ -148,4 +149,24 @@ export async function uploadWith<R, V>(
 export async function fetchImage(url: string) {
   const res = await fetch(url);
   return { status: res.status, type: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) };
+}
+
+/**
+ * A temporary directory for this test file's inputs, made before its tests and removed after
+ * them; the returned function writes one file into it and gives its path.
+ */
+export function tempFiles(prefix: string) {
+  let dir = '';
+  let count = 0;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  return async (data: Buffer | Promise<Buffer>, ext: string) => {
+    const p = path.join(dir, `f${++count}.${ext}`);
+    await writeFile(p, await data);
+    return p;
+  };
 }
