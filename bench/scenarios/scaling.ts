@@ -133,9 +133,9 @@ export async function scaling(b: BenchContext) {
   b.note(`rows read per upload by table: ${results.map((r) => `batch of ${r.n}: ${top(r)}`).join('; ')}`);
 }
 
-/** Fresh database and processes; a warm-up batch, then `times` measured batches of n, one after the other; stopped before counting. */
 type Session = Awaited<ReturnType<typeof session>>;
 
+/** Fresh database and processes; a warm-up batch, then `times` measured batches of n, one after the other; stopped before counting. */
 async function session(b: BenchContext, photo: Photo, n: number, times: number) {
   const db = await b.dbs.clone();
   const env = { databaseUrl: db.url, storageDir: await scratchDir(b, 'storage'), concurrency: 1, extra: { MAX_FILES_PER_BATCH: '1000' } };
