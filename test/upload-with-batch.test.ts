@@ -1,11 +1,13 @@
 /**
  * The progress subscription reads an upload and its batch in one joined query; the rows must be
- * exactly what the single-table reads return (the GraphQL types resolve against either).
+ * exactly what the single-table reads return (the GraphQL types resolve against either), and
+ * neither carries the columns only SQL reads.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { findBatch, insertBatch } from '../src/db/batches.ts';
 import { createDb, createPool, type Database } from '../src/db/database.ts';
+import { uploadColumns } from '../src/db/fragments.ts';
 import { findUpload, findUploadWithBatch, insertUploads } from '../src/db/uploads.ts';
 import { createLogger } from '../src/logger.ts';
 import { createTestDatabase } from './helpers/db.ts';
@@ -50,6 +52,12 @@ it('returns the same upload and batch rows as the separate reads', async () => {
   expect(joined!.batch.eventSeq).toBe(7);
   expect(joined!.upload.id).toBe(upload!.id);
   expect(joined!.upload.status).toBe('PENDING');
+  expect(joined!.upload.latitude).toBe(12.5);
+  // The embedding (kilobytes once analysed) and the search document stay in the database: only
+  // SQL reads them, and parsing them cost each progress event three times its CPU.
+  expect(joined!.upload).not.toHaveProperty('embedding');
+  expect(joined!.upload).not.toHaveProperty('searchDocument');
+  expect(Object.keys(joined!.upload).sort()).toEqual([...uploadColumns].sort());
   // The query is compiled once: a later call must still read the upload it is given.
   expect((await findUploadWithBatch(db, other!.id))?.upload).toEqual(await findUpload(db, other!.id));
 

@@ -1,5 +1,5 @@
 import { type AliasedExpression, type ExpressionBuilder, type Selectable, sql } from 'kysely';
-import type { Batches, DB } from './types.ts';
+import type { Batches, DB, Uploads } from './types.ts';
 
 export const now = () => sql<Date>`now()`;
 
@@ -12,6 +12,24 @@ export const leaseHeld = (l: Lease) =>
 export function ownedBy(userId: string | undefined) {
   return () => (userId === undefined ? sql<boolean>`true` : sql<boolean>`${sql.ref('userId')} = ${userId}`);
 }
+
+// What the API and the worker read of an upload: every column but the embedding and the search
+// document, kilobytes per row that only SQL reads (search ranks by them in the database), yet the
+// driver would parse them for every progress event and every listed upload.
+type UploadColumn = Exclude<keyof Uploads, 'embedding' | 'searchDocument'>;
+// Listed as an object so that the typecheck fails when the generated types gain or lose a column.
+export const uploadColumns = Object.keys({
+  analysisStatus: 1, attempts: 1, batchId: 1, byteSize: 1, cameraMake: 1, cameraModel: 1, completedAt: 1,
+  createdAt: 1, description: 1, durationSeconds: 1, errorMessage: 1, exposureTime: 1, filename: 1, fNumber: 1,
+  focalLength: 1, format: 1, frameRate: 1, height: 1, id: 1, iso: 1, latitude: 1, lensModel: 1, longitude: 1,
+  mimeType: 1, originalKey: 1, placeholderHash: 1, position: 1, previewKey: 1, sha256: 1, startedAt: 1, status: 1,
+  takenAt: 1, thumbnailKey: 1, updatedAt: 1, userId: 1, videoCodec: 1, width: 1,
+} satisfies Record<UploadColumn, 1>) as UploadColumn[];
+export type UploadRow = Pick<Selectable<Uploads>, UploadColumn>;
+/** The same columns as `uploads.<column>`, for a query that joins other tables. */
+export const qualifiedUploadColumns = uploadColumns.map((c) => `uploads.${c}` as const);
+/** The same columns in raw SQL, from the table aliased `alias`. */
+export const uploadRowSql = (alias: string) => sql.join(uploadColumns.map((c) => sql.ref(`${alias}.${c}`)));
 
 type BatchColumn = keyof Batches;
 // Listed as an object so that the typecheck fails when the generated types gain or lose a column.

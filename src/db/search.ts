@@ -1,6 +1,6 @@
 import { type RawBuilder, sql } from 'kysely';
 import type { Database } from './database.ts';
-import type { UploadRow } from './uploads.ts';
+import { type UploadRow, uploadRowSql } from './fragments.ts';
 
 export type ScoredUpload = UploadRow & { score: number };
 
@@ -77,7 +77,7 @@ export async function searchUploads(db: Database, input: SearchInput): Promise<S
       from (select * from text_hits union all select * from vector_hits) hits
       group by id
     )
-    select u.*, f.score
+    select ${uploadRowSql('u')}, f.score
     from fused f
     join uploads u on u.id = f.id
     order by f.score desc, u.created_at desc, u.id
@@ -99,7 +99,7 @@ export async function similarUploads(
   if (!source?.embedding?.length) return [];
   const vector = source.embedding;
   const { rows } = await sql<ScoredUpload>`
-    select u.*, ${similarity(vector, await hasPgvector(db))}::float8 as score
+    select ${uploadRowSql('u')}, ${similarity(vector, await hasPgvector(db))}::float8 as score
     from uploads u
     where user_id = ${input.userId} and id <> ${input.uploadId}
       and embedding is not null and cardinality(embedding) = ${vector.length}

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Database } from './database.ts';
-import { type Lease, leaseHeld } from './fragments.ts';
+import { type Lease, leaseHeld, uploadRowSql } from './fragments.ts';
 import { prepared } from './prepared.ts';
 import type { UploadRow } from './uploads.ts';
 
@@ -43,7 +43,7 @@ export async function claimNextRun(db: Database, c: Lease & { batchId: string; a
     ), started as (
       update uploads u set status = 'PROCESSING', started_at = coalesce(u.started_at, now()), updated_at = now()
         from pick, owner where u.id = pick.id and owner.ok
-      returning u.*
+      returning ${uploadRowSql('u')}
     ), run as (
       insert into upload_runs (upload_id, batch_id, worker_id) select id, batch_id, ${c.workerId} from started returning id
     )

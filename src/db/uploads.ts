@@ -1,19 +1,29 @@
-import { type Insertable, type Selectable, sql } from 'kysely';
+import { type Insertable, sql } from 'kysely';
 import type { CaptureMetadata } from '../services/exif.ts';
 import type { Database } from './database.ts';
 import { prepared } from './prepared.ts';
-import { batchPrefixed, type Lease, leaseHeld, now, ownedBy, splitBatch } from './fragments.ts';
+import {
+  batchPrefixed,
+  type Lease,
+  leaseHeld,
+  now,
+  ownedBy,
+  qualifiedUploadColumns,
+  splitBatch,
+  uploadColumns,
+  type UploadRow,
+} from './fragments.ts';
 import type { Uploads } from './types.ts';
 
-export type UploadRow = Selectable<Uploads>;
+export type { UploadRow } from './fragments.ts';
 
 export async function insertUploads(db: Database, uploads: Insertable<Uploads>[]) {
-  return db.insertInto('uploads').values(uploads).returningAll().execute();
+  return db.insertInto('uploads').values(uploads).returning(uploadColumns).execute();
 }
 
 /** By primary key alone, the owner compared here: no plan can pick the user index for it. */
 export async function findUpload(db: Database, id: string, userId?: string) {
-  const row = await db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
+  const row = await db.selectFrom('uploads').select(uploadColumns).where('id', '=', id).executeTakeFirst();
   return userId === undefined || row?.userId === userId ? row : undefined;
 }
 
@@ -21,7 +31,7 @@ const uploadWithBatch = (db: Database, id: string) =>
   db
     .selectFrom('uploads')
     .innerJoin('batches', 'batches.id', 'uploads.batchId')
-    .selectAll('uploads')
+    .select(qualifiedUploadColumns)
     .select(batchPrefixed)
     .where('uploads.id', '=', id)
     .compile();
@@ -46,7 +56,7 @@ export async function listUploads(
   batchId: string,
   page: { after?: number; before?: number; limit: number; inverted: boolean },
 ) {
-  let q = db.selectFrom('uploads').selectAll().where('batchId', '=', batchId);
+  let q = db.selectFrom('uploads').select(uploadColumns).where('batchId', '=', batchId);
   if (page.after !== undefined) q = q.where('position', '>', page.after);
   if (page.before !== undefined) q = q.where('position', '<', page.before);
   return q
@@ -63,7 +73,7 @@ export async function recordFailedAttempt(db: Database, id: string, errorMessage
     .where('id', '=', id)
     .where('status', '=', 'PROCESSING')
     .where(leaseHeld(lease))
-    .returningAll()
+    .returning(uploadColumns)
     .executeTakeFirst();
 }
 
@@ -139,7 +149,7 @@ export async function finishUpload(
 }
 
 export async function deleteUploadRow(db: Database, id: string) {
-  return db.deleteFrom('uploads').where('id', '=', id).returningAll().executeTakeFirst();
+  return db.deleteFrom('uploads').where('id', '=', id).returning(uploadColumns).executeTakeFirst();
 }
 
 /** FAILED → PENDING with fresh attempts; returns the uploads re-queued. */
@@ -177,5 +187,5 @@ export async function uploadState(db: Database, id: string) {
 }
 
 export async function lockUpload(db: Database, id: string, userId?: string) {
-  return db.selectFrom('uploads').selectAll().where('id', '=', id).where(ownedBy(userId)).forUpdate().executeTakeFirst();
+  return db.selectFrom('uploads').select(uploadColumns).where('id', '=', id).where(ownedBy(userId)).forUpdate().executeTakeFirst();
 }
