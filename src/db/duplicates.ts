@@ -16,18 +16,17 @@ export async function lockOwnerContent(trx: Database, userId: string) {
 export async function findContentOwners(db: Database, userId: string, sha256s: string[]): Promise<Map<string, string>> {
   const found = new Map<string, string>();
   if (sha256s.length === 0) return found;
-  const rows = await db
-    .selectFrom('uploads')
-    .select(['id', 'sha256'])
-    .where('userId', '=', userId)
-    .where('sha256', 'in', [...new Set(sha256s)].map((h) => Buffer.from(h, 'hex')))
-    .where('status', '!=', 'FAILED')
-    .orderBy('createdAt')
-    .orderBy('position')
-    .execute();
-  for (const r of rows) {
-    const hex = r.sha256!.toString('hex');
-    if (!found.has(hex)) found.set(hex, r.id);
-  }
+  // One index lookup per content on (user_id, sha256), both as equalities: as `sha256 = any(…)`
+  // PostgreSQL 15 may keep the list as a filter and read every upload of the user instead.
+  const { rows } = await sql<{ sha256: Buffer; id: string }>`
+    select s.sha256, u.id
+      from unnest(${[...new Set(sha256s)].map((h) => Buffer.from(h, 'hex'))}::bytea[]) as s(sha256)
+      cross join lateral (
+        select id from uploads
+         where user_id = ${userId} and sha256 = s.sha256 and status <> 'FAILED'
+         order by created_at, position
+         limit 1
+      ) u`.execute(db);
+  for (const r of rows) found.set(r.sha256.toString('hex'), r.id);
   return found;
 }
