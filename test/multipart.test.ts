@@ -9,7 +9,7 @@ import { GraphQLScalarType } from 'graphql';
 import { createSchema, createYoga } from 'graphql-yoga';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReceivedFile, sanitizeFilename, useStreamingMultipart } from '../src/http/multipart.ts';
+import { IncomingFile, sanitizeFilename, useStreamingMultipart } from '../src/http/multipart.ts';
 import type { MultipartLimits } from '../src/http/multipart.ts';
 import { createStorage } from '../src/services/storage.ts';
 
@@ -42,10 +42,11 @@ function schema() {
     resolvers: {
       File: new GraphQLScalarType({ name: 'File', parseValue: (v) => v }),
       Mutation: {
-        async inspect(_: unknown, { files }: { files: ReceivedFile[] }) {
+        async inspect(_: unknown, { files }: { files: IncomingFile[] }) {
           return Promise.all(
-            files.map(async (f) => {
-              if (!(f instanceof ReceivedFile)) throw new Error('not a ReceivedFile');
+            files.map(async (incoming) => {
+              if (!(incoming instanceof IncomingFile)) throw new Error('not an IncomingFile');
+              const f = await incoming.received;
               if (f.tempPath && !f.rejection) {
                 await rename(f.tempPath, path.join(keepDir, String(kept++)));
                 f.claimed = true;

@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { Database } from './database.ts';
 import { prepared } from './prepared.ts';
 import { now, ownedBy } from './fragments.ts';
@@ -7,14 +7,18 @@ import type { Batches } from './types.ts';
 export type BatchRow = Selectable<Batches>;
 export type BatchCursor = { createdAt: Date; id: string };
 
-export async function insertBatch(db: Database, batch: { userId: string; totalUploads: number }) {
+/** A batch whose request is still being received: `receivingUntil` is when it counts as abandoned. */
+export async function insertBatch(db: Database, batch: { userId: string; totalUploads: number; receivingUntil?: Date }) {
   return db.insertInto('batches').values(batch).returningAll().executeTakeFirstOrThrow();
 }
 
-/** By primary key alone, the owner compared here: no plan can pick the user index for it. */
+/**
+ * By primary key alone, the owner compared here: no plan can pick the user index for it.
+ * For an owner, a batch whose request is still being received does not exist yet.
+ */
 export async function findBatch(db: Database, id: string, userId?: string) {
   const [row] = (await db.executeQuery(prepared(db.selectFrom('batches').selectAll().where('id', '=', id).compile()))).rows;
-  return userId === undefined || row?.userId === userId ? row : undefined;
+  return userId === undefined || (row?.userId === userId && row.receivingUntil === null) ? row : undefined;
 }
 
 /** Newest first; `after`/`before` are (createdAt, id) keys, `inverted` walks backwards. */
@@ -23,7 +27,7 @@ export async function listBatches(
   userId: string,
   page: { after?: BatchCursor; before?: BatchCursor; limit: number; inverted: boolean },
 ) {
-  let q = db.selectFrom('batches').selectAll().where('userId', '=', userId);
+  let q = db.selectFrom('batches').selectAll().where('userId', '=', userId).where('receivingUntil', 'is', null);
   if (page.after) {
     const { createdAt, id } = page.after;
     q = q.where((eb) => eb(eb.refTuple('createdAt', 'id'), '<', eb.tuple(createdAt, id)));
@@ -47,14 +51,74 @@ export async function startBatch(db: Database, id: string) {
     .executeTakeFirst();
 }
 
+/** PROCESSING → COMPLETED, once its request has been received whole; undefined otherwise. */
 export async function completeBatch(db: Database, id: string) {
   return db
     .updateTable('batches')
     .set((eb) => ({ status: 'COMPLETED', completedAt: now(), updatedAt: now() }))
     .where('id', '=', id)
     .where('status', '=', 'PROCESSING')
+    .where('receivingUntil', 'is', null)
     .returningAll()
     .executeTakeFirst();
+}
+
+/**
+ * The worker ran out of uploads while the batch's request is still arriving: it ends its job
+ * (a worker slot must not wait on a slow client), and whoever adds the next uploads enqueues
+ * a new one. 'received' means the request ended meanwhile; undefined, that the batch is no
+ * longer PROCESSING (cancelled or gone).
+ */
+export async function idleWhileReceiving(db: Database, id: string): Promise<'idle' | 'received' | undefined> {
+  const row = await db
+    .updateTable('batches')
+    .set({ receivingIdle: sql<boolean>`receiving_until is not null` })
+    .where('id', '=', id)
+    .where('status', '=', 'PROCESSING')
+    .returning('receivingIdle')
+    .executeTakeFirst();
+  return row && (row.receivingIdle ? 'idle' : 'received');
+}
+
+/**
+ * Counts `added` more uploads into a batch still being received and extends its deadline.
+ * `wasIdle`: its worker had run out of uploads and ended its job, so the caller enqueues one.
+ */
+export async function extendReceiving(db: Database, id: string, added: number, receivingUntil: Date) {
+  const { rows } = await sql<{ wasIdle: boolean }>`
+    update batches b set total_uploads = b.total_uploads + ${added}, receiving_until = ${receivingUntil},
+           receiving_idle = b.receiving_idle and ${added} = 0, updated_at = now()
+      from (select id, receiving_idle from batches where id = ${id} for update) old
+     where b.id = old.id and b.receiving_until is not null
+    returning old.receiving_idle and ${added} > 0 as was_idle`.execute(db);
+  return rows[0];
+}
+
+/** The request ended: the batch becomes visible and may complete. Returns it, and whether its job must be enqueued. */
+export async function finishReceiving(db: Database, id: string) {
+  const { rows } = await sql<BatchRow & { wasIdle: boolean }>`
+    update batches b set receiving_until = null, receiving_idle = false, updated_at = now()
+      from (select id, receiving_idle from batches where id = ${id} for update) old
+     where b.id = old.id and b.receiving_until is not null
+    returning b.*, old.receiving_idle as was_idle`.execute(db);
+  const [row] = rows;
+  if (!row) return undefined;
+  const { wasIdle, ...batch } = row;
+  return { batch: batch as BatchRow, wasIdle };
+}
+
+/**
+ * Batches whose request stopped arriving without ending (their API process died) end their
+ * receiving like any other: what was stored stays and is processed. Returns those whose worker
+ * had gone idle, for the caller to enqueue in the same transaction.
+ */
+export async function finishAbandonedBatches(db: Database) {
+  const { rows } = await sql<{ id: string; wasIdle: boolean }>`
+    update batches b set receiving_until = null, receiving_idle = false, updated_at = now()
+      from (select id, receiving_idle from batches where receiving_until < now() for update skip locked) old
+     where b.id = old.id
+    returning b.id, old.receiving_idle as was_idle`.execute(db);
+  return rows;
 }
 
 /** Takes the batch's next `count` event numbers and returns the last; undefined when the batch is gone. */
@@ -77,6 +141,7 @@ export async function cancelBatch(db: Database, id: string, userId: string) {
     .where('id', '=', id)
     .where('userId', '=', userId)
     .where('status', 'in', ['PENDING', 'PROCESSING'])
+    .where('receivingUntil', 'is', null)
     .returningAll()
     .executeTakeFirst();
 }

@@ -25,6 +25,8 @@ export interface Batches {
   eventSeq: Generated<number>;
   failedUploads: Generated<number>;
   id: Generated<string>;
+  receivingIdle: Generated<boolean>;
+  receivingUntil: Timestamp | null;
   startedAt: Timestamp | null;
   status: Generated<BatchStatus>;
   successfulUploads: Generated<number>;

@@ -66,6 +66,33 @@ export class ReceivedFile {
   }
 }
 
+/**
+ * A file of the request as resolvers get it. The operation runs as soon as the operations and
+ * map fields have arrived, while the files still stream in: `received` settles once this file
+ * has been read whole (or refused), `requestEnded` once the whole body has. Both reject with an
+ * UploadFailed when the request as a whole fails (aborted, malformed, too large, too slow): the
+ * files still arriving are deleted, and those the operation already took are its to keep.
+ */
+export class IncomingFile {
+  readonly received: Promise<ReceivedFile>;
+  readonly requestEnded: Promise<void>;
+  constructor(received: Promise<ReceivedFile>, requestEnded: Promise<void>) {
+    this.received = received;
+    this.requestEnded = requestEnded;
+  }
+}
+
+/** The request as a whole failed after its operation had started. */
+export class UploadFailed extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(message: string, status: number, code: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
 interface Options {
   storage: Storage;
   limits: MultipartLimits;
@@ -96,7 +123,7 @@ const isMultipart = (request: Request) =>
 
 export function useStreamingMultipart(opts: Options): Plugin {
   const bodies = new WeakMap<Request, { body: Readable | null; declaredLength: string | null }>();
-  const requestFiles = new WeakMap<Request, ReceivedFile[]>();
+  const requestFiles = new WeakMap<Request, { files: ReceivedFile[]; settled: Promise<void> }>();
   const streaming = new Map<string, number>();
   const track = (userId: string, delta: number) => {
     const n = (streaming.get(userId) ?? 0) + delta;
@@ -136,20 +163,21 @@ export function useStreamingMultipart(opts: Options): Plugin {
           return bad(`At most ${max} uploads may stream at once; wait for one to finish`, 429, 'TOO_MANY_UPLOADS');
         }
         const files: ReceivedFile[] = [];
-        requestFiles.set(request, files);
         if (userId) track(userId, 1);
-        try {
-          return await parseMultipart(body, request.headers.get('content-type')!, files, opts, bad);
-        } finally {
-          if (userId) track(userId, -1);
-        }
+        const { ready, ended } = parseMultipart(body, request.headers.get('content-type')!, files, opts, bad);
+        const settled = ended.then(() => {}, () => {});
+        void settled.then(() => userId && track(userId, -1));
+        requestFiles.set(request, { files, settled });
+        return ready;
       });
     },
     async onResponse({ request }) {
-      const files = requestFiles.get(request);
-      if (!files) return;
+      const entry = requestFiles.get(request);
+      if (!entry) return;
       requestFiles.delete(request);
-      await Promise.all(files.map((f) => (f.tempPath && !f.claimed ? rm(f.tempPath, { force: true }) : null)));
+      // An operation that never awaited its files answers before they are all read.
+      await entry.settled;
+      await Promise.all(entry.files.map((f) => (f.tempPath && !f.claimed ? rm(f.tempPath, { force: true }) : null)));
     },
   };
 }
@@ -183,13 +211,18 @@ class UploadTimeout extends BadRequest {
   override code = 'UPLOAD_TIMEOUT';
 }
 
-async function parseMultipart(
+/**
+ * Reads the body with busboy. `ready` gives Yoga the operations once the map has arrived (each
+ * mapped file an IncomingFile), or a Response when the request fails before that; `ended`
+ * settles once the body has been read to its end (or rejects with the request's failure).
+ */
+function parseMultipart(
   source: Readable,
   contentType: string,
   files: ReceivedFile[],
   { storage, limits, logger, idleTimeoutMs }: Options,
   bad: Bad,
-): Promise<ParseResult> {
+): { ready: Promise<ParseResult>; ended: Promise<void> } {
   let parser: busboy.Busboy;
   try {
     parser = busboy({
@@ -206,11 +239,14 @@ async function parseMultipart(
       },
     });
   } catch (err) {
-    return bad(`Invalid multipart request: ${(err as Error).message}`);
+    return { ready: Promise.resolve(bad(`Invalid multipart request: ${(err as Error).message}`)), ended: Promise.resolve() };
   }
 
-  const received = new Map<string, ReceivedFile>();
+  const ready = Promise.withResolvers<ParseResult>();
+  const incoming = new Map<string, PromiseWithResolvers<ReceivedFile>>();
+  const bodyEnd = Promise.withResolvers<void>();
   const seen = new Set<string>();
+  const arrived = new Set<string>();
   let operations: unknown;
   let map: Map<string, string[]> | undefined;
   let filesLimitHit = false;
@@ -223,7 +259,7 @@ async function parseMultipart(
 
   const maxWaste = wasteBudget(limits);
   const batch: BatchState = { bytes: 0, exceeded: false, tempPaths: new Set() };
-  await new Promise<void>((resolve) => {
+  const read = new Promise<void>((resolve) => {
     // The rest of the body is left unread; the server closes the connection after the response.
     const detach = () => {
       clearTimeout(idleTimer);
@@ -276,6 +312,15 @@ async function parseMultipart(
           if (map) throw new BadRequest('Duplicate map field');
           if (info.valueTruncated) throw new BadRequest(`The map field exceeds ${FIELD_BYTES} bytes`);
           map = parseMap(parseJson(value, 'map'), operations);
+          // The operation may start now: its files are promises of what is still to come.
+          for (const [name, paths] of map) {
+            const file = Promise.withResolvers<ReceivedFile>();
+            file.promise.catch(() => {}); // an operation need not await its files
+            incoming.set(name, file);
+            const value = new IncomingFile(file.promise, bodyEnd.promise);
+            for (const path of paths) setPath(operations, path, value); // one map path nested inside another throws
+          }
+          ready.resolve(operations as GraphQLParams | GraphQLParams[]);
         }
       } catch (err) {
         fail(err as Error);
@@ -295,7 +340,13 @@ async function parseMultipart(
         stopped
           ? undefined
           : receiveFile(stream, info, storage, limits, batch).then(
-              (file) => void received.set(name, file),
+              (file) => {
+                // From here on the operation's, and onResponse deletes it unless claimed.
+                if (file.tempPath) batch.tempPaths.delete(file.tempPath);
+                files.push(file);
+                arrived.add(name);
+                incoming.get(name)!.resolve(file);
+              },
               (err: Error) => fail(err),
             ),
       );
@@ -310,25 +361,31 @@ async function parseMultipart(
     finished(source).catch((err: Error) => fail(err));
     source.pipe(parser);
   });
+  bodyEnd.promise.catch(() => {});
 
-  // Wait for every file to be flushed, including any queued while we waited.
-  for (let settled = queue; ; settled = queue) {
-    await settled;
-    if (settled === queue) break;
-  }
-
-  if (!failure && (!operations || !map)) failure = new BadRequest('Missing operations or map field');
-  if (failure) {
-    // Everything received so far goes, accepted or not: the request as a whole failed.
-    await Promise.all([...batch.tempPaths].map((p) => rm(p, { force: true })));
-    logger?.warn({ err: failure }, 'multipart request rejected');
-    return failure instanceof BadRequest ? bad(failure.message, failure.status, failure.code) : bad('Upload aborted or unreadable');
-  }
-
-  const entries = [...map!].map(([name, paths]) => {
-    const file =
-      received.get(name) ??
-      new ReceivedFile({
+  const ended = (async () => {
+    await read;
+    // Wait for every file to be flushed, including any queued while we waited.
+    for (let settled = queue; ; settled = queue) {
+      await settled;
+      if (settled === queue) break;
+    }
+    if (!failure && (!operations || !map)) failure = new BadRequest('Missing operations or map field');
+    if (failure) {
+      // What was still being received goes; what the operation got is its to keep or not.
+      await Promise.all([...batch.tempPaths].map((p) => rm(p, { force: true })));
+      logger?.warn({ err: failure }, 'multipart request rejected');
+      const { message, status, code } =
+        failure instanceof BadRequest ? failure : { message: 'Upload aborted or unreadable', status: 400, code: 'BAD_MULTIPART_REQUEST' };
+      ready.resolve(bad(message, status, code)); // no effect once the operation has started
+      const failed = new UploadFailed(message, status, code);
+      for (const file of incoming.values()) file.reject(failed);
+      bodyEnd.reject(failed);
+      throw failed;
+    }
+    for (const [name, file] of incoming) {
+      if (arrived.has(name)) continue;
+      const missing = new ReceivedFile({
         filename: 'unnamed',
         clientMimeType: '',
         tempPath: null,
@@ -341,22 +398,19 @@ async function parseMultipart(
             ? { code: 'UPLOAD_INCOMPLETE', message: `Not read: the request stopped being read after ${maxWaste} bytes of refused data` }
             : { code: 'UPLOAD_INCOMPLETE', message: `No file was received for "${name}"` },
       });
-    files.push(file); // from here on, onResponse deletes it unless claimed
-    return { file, paths };
-  });
-  try {
-    for (const { file, paths } of entries) for (const path of paths) setPath(operations, path, file);
-  } catch (err) {
-    return bad((err as Error).message); // e.g. one map path nested inside another
-  }
-  return operations as GraphQLParams | GraphQLParams[];
+      file.resolve(missing);
+    }
+    bodyEnd.resolve();
+  })();
+  ended.catch(() => {});
+  return { ready: ready.promise, ended };
 }
 
 interface BatchState {
   /** Bytes kept so far: files rejected for their own reasons are subtracted again. */
   bytes: number;
   exceeded: boolean;
-  /** Every temp file this request created, for cleanup when the request fails. */
+  /** The temp files this request is still receiving, for cleanup when the request fails. */
   tempPaths: Set<string>;
   /** Its files arrive one at a time, so they share one spool buffer: no garbage per file. */
   buffer?: Buffer;

@@ -1,6 +1,6 @@
 import type { JobHelpers } from 'graphile-worker';
 import type { AppContext } from '../context.ts';
-import { completeBatch, startBatch } from '../db/batches.ts';
+import { completeBatch, idleWhileReceiving, startBatch } from '../db/batches.ts';
 import { claimNextRun, finishRun, type MediaSource, startRun } from '../db/upload-runs.ts';
 import type { Lease } from '../db/fragments.ts';
 import { finishUpload, recordFailedAttempt, releaseUpload, type UploadOutcome, type UploadRow, uploadState } from '../db/uploads.ts';
@@ -58,16 +58,24 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
   // The counts change with every upload; like a stage, they go out at most once per interval.
   const counts = latestOnly<void>(opts.progressIntervalMs, () => emit({ type: 'batch', batchId, terminal: false }));
   counts.now();
-  let finished = false;
+  let completed = false;
   try {
-    finished = await uploads(ctx, batchId, opts, { stop, jobId: helpers.job.id, workerId, emit, counted: counts.offer });
+    while (await uploads(ctx, batchId, opts, { stop, jobId: helpers.job.id, workerId, emit, counted: counts.offer })) {
+      if (await completeBatch(ctx.db, batchId)) {
+        completed = true;
+        break;
+      }
+      // Caught up with a request still arriving: its next files enqueue a new job. Unless it
+      // ended just now: then on with whatever it added last.
+      if ((await idleWhileReceiving(ctx.db, batchId)) !== 'received') break;
+    }
   } finally {
     // The terminal event carries the final counts; otherwise, whoever goes on with the batch,
     // its subscribers have the latest.
-    if (finished) counts.drop();
+    if (completed) counts.drop();
     else counts.flush();
   }
-  if (finished && (await completeBatch(ctx.db, batchId))) emit({ type: 'batch', batchId, terminal: true });
+  if (completed) emit({ type: 'batch', batchId, terminal: true });
 }
 
 type UploadOptions = BatchJobOptions & Lease & { stop: AbortSignal; emit: Emit; counted: () => void; onRendered?: () => void };

@@ -1,6 +1,8 @@
 import { glob, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { AppContext } from '../context.ts';
+import { finishAbandonedBatches } from '../db/batches.ts';
+import { enqueueProcessBatch } from './contract.ts';
 
 export const SWEEP_STORAGE = 'sweep_storage';
 
@@ -10,8 +12,16 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * Removes what no row accounts for: files of requests that died mid-upload, and stored
  * files whose upload row never committed (a crash between moving the file and the
  * insert) or is gone. Only files older than the cut-off, so work in progress is safe.
+ * First, batches whose request died while arriving (its API process with it) are ended as
+ * received, so what they stored is processed and shown.
  */
 export async function sweepStorage(ctx: AppContext, maxAgeMs = ctx.config.storageSweep.orphanAgeMs) {
+  const abandoned = await ctx.db.transaction().execute(async (trx) => {
+    const batches = await finishAbandonedBatches(trx);
+    for (const b of batches) if (b.wasIdle) await enqueueProcessBatch(trx, { batchId: b.id });
+    return batches;
+  });
+  if (abandoned.length) ctx.logger.warn({ batches: abandoned.map((b) => b.id) }, 'ended batches whose request never did');
   const incoming = await ctx.storage.sweepIncoming(maxAgeMs);
   const cutoff = Date.now() - maxAgeMs;
   const candidates = new Map<string, string[]>(); // upload id → files

@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { GraphQLError } from 'graphql';
-import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
+import { encodeGlobalID, resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import type { GraphQLContext } from '../context.ts';
-import { adjustBatchCounts, type BatchRow, cancelBatch, findBatch, insertBatch, listBatches, lockBatch } from '../db/batches.ts';
-import { findContentOwners, lockOwnerContent } from '../db/duplicates.ts';
-import { insertUploads, listUploads, requeueFailedUploads } from '../db/uploads.ts';
-import type { ReceivedFile } from '../http/multipart.ts';
+import { adjustBatchCounts, type BatchRow, cancelBatch, findBatch, listBatches, lockBatch } from '../db/batches.ts';
+import { listUploads, requeueFailedUploads } from '../db/uploads.ts';
+import { type IncomingFile, UploadFailed } from '../http/multipart.ts';
+import { batchIntake } from '../services/intake.ts';
 import { enqueueProcessBatch } from '../jobs/contract.ts';
 import { emitProgress } from '../services/progress.ts';
 import { builder } from './builder.ts';
@@ -158,69 +157,42 @@ const CreateBatchResult = builder.errorUnion('CreateBatchResult', {
 builder.mutationField('createBatch', (t) =>
   t.field({
     type: CreateBatchResult,
-    description: 'Uploads files (GraphQL multipart request) as one batch and queues it for processing.',
+    description:
+      'Uploads files (GraphQL multipart request) as one batch. Processing starts with the first file while the rest still arrives; the batch appears (in `batches`, `batch`, `batchProgress`) when the request ends. A request that fails midway (connection lost, malformed or too slow) keeps the files stored before that as a batch: the error names it in extensions.batchId.',
     args: { files: t.arg({ type: ['File'], required: true }) },
     resolve: (_root, args, ctx) => createBatch(ctx, args.files),
   }),
 );
 
-async function createBatch(ctx: GraphQLContext, files: ReceivedFile[]): Promise<CreateBatchSuccessShape> {
+async function createBatch(ctx: GraphQLContext, files: IncomingFile[]): Promise<CreateBatchSuccessShape> {
   const viewer = requireViewer(ctx);
-  const rejectedFiles = files.flatMap((f) => (f.rejection ? [{ filename: f.filename, ...f.rejection }] : []));
-  const accepted = files.filter((f) => !f.rejection && f.tempPath && f.detected);
-  if (accepted.length === 0) throw new NoAcceptableFilesError(rejectedFiles);
-
-  const stored: string[] = [];
+  const intake = batchIntake(ctx, viewer.id);
+  const rejectedFiles: RejectedFileShape[] = [];
   try {
-    const { batch, duplicates } = await ctx.db.transaction().execute(async (trx) => {
-      // Content the viewer already has, or that came earlier in this request, is not stored again.
-      await lockOwnerContent(trx, viewer.id);
-      const owners = await findContentOwners(trx, viewer.id, accepted.map((f) => f.sha256));
-      const duplicates: DuplicateFileShape[] = [];
-      const fresh: { file: ReceivedFile; id: string }[] = [];
-      for (const file of accepted) {
-        const existing = owners.get(file.sha256);
-        if (existing) {
-          duplicates.push({ filename: file.filename, existingUploadId: existing, userId: viewer.id });
-          continue;
-        }
-        const id = randomUUID();
-        owners.set(file.sha256, id);
-        fresh.push({ file, id });
-      }
-      if (fresh.length === 0) throw new NoAcceptableFilesError(rejectedFiles, duplicates);
-
-      const rows = fresh.map(({ file: f, id }, position) => ({
-        id,
-        userId: viewer.id,
-        position,
-        filename: f.filename,
-        mimeType: f.detected!.mime,
-        byteSize: f.byteSize,
-        sha256: Buffer.from(f.sha256, 'hex'),
-        originalKey: `originals/${viewer.id}/${id}.${f.detected!.ext}`,
-      }));
-      // Files move into place before the rows exist, so the job never meets a row without its file.
-      await Promise.all(
-        fresh.map(async ({ file }, i) => {
-          await ctx.storage.commit(file.tempPath!, rows[i]!.originalKey);
-          stored.push(rows[i]!.originalKey);
-          file.claimed = true;
-        }),
-      );
-      const batch = await insertBatch(trx, { userId: viewer.id, totalUploads: rows.length });
-      await insertUploads(
-        trx,
-        rows.map((row) => ({ ...row, batchId: batch.id })),
-      );
-      await enqueueProcessBatch(trx, { batchId: batch.id });
-      return { batch, duplicates };
-    });
-    return { batch, rejectedFiles, duplicates };
+    // Each file goes to the batch as soon as it has arrived, so processing starts with the first.
+    for (const incoming of files) {
+      const f = await incoming.received;
+      if (f.rejection) rejectedFiles.push({ filename: f.filename, ...f.rejection });
+      else intake.add(f);
+    }
+    await files[0]?.requestEnded; // a body that turns out malformed after its last file fails as a whole
   } catch (err) {
-    await ctx.storage.remove(...stored);
+    intake.dispose();
+    if (err instanceof UploadFailed) throw await failedRequest(err, intake);
     throw err;
   }
+  const { batch, duplicates } = await intake.finish();
+  if (!batch) throw new NoAcceptableFilesError(rejectedFiles, duplicates);
+  return { batch, rejectedFiles, duplicates };
+}
+
+/** Nothing received is lost: what a failed request stored stays a batch of its own, and the error says which. */
+async function failedRequest(err: UploadFailed, intake: ReturnType<typeof batchIntake>) {
+  const { batch } = await intake.finish();
+  const batchId = batch && encodeGlobalID('Batch', batch.id);
+  return new GraphQLError(batch ? `${err.message}; the ${batch.totalUploads} files stored before that are kept in batch ${batchId}` : err.message, {
+    extensions: { code: err.code, http: { status: err.status }, ...(batch ? { batchId, keptUploads: batch.totalUploads } : {}) },
+  });
 }
 
 class BatchNotActiveError extends AppError {

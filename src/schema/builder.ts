@@ -3,7 +3,7 @@ import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin, { decodeGlobalID } from '@pothos/plugin-relay';
 import { GraphQLError } from 'graphql';
 import type { GraphQLContext } from '../context.ts';
-import type { ReceivedFile } from '../http/multipart.ts';
+import type { IncomingFile } from '../http/multipart.ts';
 
 const MAX_NODE_IDS = 100;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -12,7 +12,7 @@ export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
   Scalars: {
     DateTime: { Input: Date; Output: Date };
-    File: { Input: ReceivedFile; Output: never };
+    File: { Input: IncomingFile; Output: never };
   };
   DefaultFieldNullability: false;
 }>({

@@ -1,5 +1,5 @@
 import { GraphQLError, Kind } from 'graphql';
-import { ReceivedFile } from '../http/multipart.ts';
+import { IncomingFile } from '../http/multipart.ts';
 import { builder } from './builder.ts';
 
 builder.scalarType('DateTime', {
@@ -23,7 +23,7 @@ builder.scalarType('File', {
     throw new GraphQLError('File is an input-only scalar');
   },
   parseValue: (value) => {
-    if (value instanceof ReceivedFile) return value;
+    if (value instanceof IncomingFile) return value;
     throw new GraphQLError('File variables must be sent as a multipart request (GraphQL multipart request spec)', {
       extensions: { code: 'BAD_USER_INPUT' },
     });

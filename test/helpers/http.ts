@@ -37,24 +37,26 @@ export interface RawPart {
   data: string | Uint8Array;
 }
 
-/** A multipart/form-data body built by hand, so every header byte is under the test's control. */
+/** The delimiter and headers of one part, built by hand so every header byte is under the test's control. */
+export function partHead(p: Omit<RawPart, 'data'>): Buffer {
+  const filename =
+    p.filenameUtf8 !== undefined
+      ? `; filename*=UTF-8''${encodeURIComponent(p.filenameUtf8)}`
+      : p.filename !== undefined
+        ? `; filename="${p.filename}"`
+        : '';
+  const disposition = `form-data; name="${p.name}"${filename}`;
+  const type = p.contentType ? `\r\nContent-Type: ${p.contentType}` : '';
+  return Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: ${disposition}${type}\r\n\r\n`, 'latin1');
+}
+/** A part's content; the part ends where the next delimiter begins. */
+export const partData = (p: RawPart) => Buffer.concat([typeof p.data === 'string' ? Buffer.from(p.data) : Buffer.from(p.data), Buffer.from('\r\n')]);
+export const partBytes = (p: RawPart) => Buffer.concat([partHead(p), partData(p)]);
+export const closingBoundary = () => Buffer.from(`--${BOUNDARY}--\r\n`);
+
+/** A multipart/form-data body of these parts. */
 export function multipartBody(parts: RawPart[]): Uint8Array<ArrayBuffer> {
-  const chunks: Buffer[] = [];
-  for (const p of parts) {
-    const filename =
-      p.filenameUtf8 !== undefined
-        ? `; filename*=UTF-8''${encodeURIComponent(p.filenameUtf8)}`
-        : p.filename !== undefined
-          ? `; filename="${p.filename}"`
-          : '';
-    const disposition = `form-data; name="${p.name}"${filename}`;
-    const type = p.contentType ? `\r\nContent-Type: ${p.contentType}` : '';
-    chunks.push(Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: ${disposition}${type}\r\n\r\n`, 'latin1'));
-    chunks.push(typeof p.data === 'string' ? Buffer.from(p.data) : Buffer.from(p.data));
-    chunks.push(Buffer.from('\r\n'));
-  }
-  chunks.push(Buffer.from(`--${BOUNDARY}--\r\n`));
-  return new Uint8Array(Buffer.concat(chunks));
+  return new Uint8Array(Buffer.concat([...parts.map(partBytes), closingBoundary()]));
 }
 
 /** The operations and map parts of a createBatch upload of `count` files named "0", "1", … */

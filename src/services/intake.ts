@@ -1,0 +1,152 @@
+/**
+ * Turns the files of one createBatch request into a batch while the request is still arriving,
+ * so the worker starts on the first photo instead of after the last byte. Files are stored and
+ * inserted in groups, into a batch
+ * that stays hidden from its owner and cannot complete until finish(). A request that fails
+ * midway keeps what it stored: finish() ends it all the same.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AppContext } from '../context.ts';
+import { type BatchRow, extendReceiving, finishReceiving, insertBatch } from '../db/batches.ts';
+import { findContentOwners, lockOwnerContent } from '../db/duplicates.ts';
+import { insertUploads } from '../db/uploads.ts';
+import type { ReceivedFile } from '../http/multipart.ts';
+import { enqueueProcessBatch } from '../jobs/contract.ts';
+
+/** How long a batch stays claimed by its request without a sign of life; renewed meanwhile. */
+export const RECEIVING_LEASE_MS = 120_000;
+// A group is a transaction of some eight statements, so files are not committed one by one: the
+// first at once (the worker starts on it), then groups that double up to MAX_GROUP while files
+// arrive faster than they are processed, and whatever waited GROUP_WAIT_MS on a slow link.
+const MAX_GROUP = 64;
+const GROUP_WAIT_MS = 100;
+
+export type Duplicate = { filename: string; existingUploadId: string; userId: string };
+
+export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, userId: string) {
+  const waiting: ReceivedFile[] = [];
+  // Content this request stored, by SHA-256: later copies in it are duplicates of the first.
+  const owners = new Map<string, string>();
+  const duplicates: Duplicate[] = [];
+  let batchId: string | undefined;
+  let position = 0;
+  let draining: Promise<void> | undefined;
+  let failure: unknown;
+  let heartbeat: NodeJS.Timeout | undefined;
+  let groupSize = 1;
+  let waitTimer: NodeJS.Timeout | undefined;
+  const leaseEnd = () => new Date(Date.now() + RECEIVING_LEASE_MS);
+
+  async function commit(group: ReceivedFile[]) {
+    const created = await ctx.db.transaction().execute(async (trx) => {
+      // Content the owner already has, or that came earlier in this request, is not stored again.
+      await lockOwnerContent(trx, userId);
+      const existing = await findContentOwners(trx, userId, group.map((f) => f.sha256));
+      const fresh: { file: ReceivedFile; id: string }[] = [];
+      for (const file of group) {
+        const known = owners.get(file.sha256) ?? existing.get(file.sha256);
+        if (known) duplicates.push({ filename: file.filename, existingUploadId: known, userId });
+        else {
+          const id = randomUUID();
+          owners.set(file.sha256, id);
+          fresh.push({ file, id });
+        }
+      }
+      if (fresh.length === 0) return batchId;
+      const rows = fresh.map(({ file: f, id }, i) => ({
+        id,
+        userId,
+        position: position + i,
+        filename: f.filename,
+        mimeType: f.detected!.mime,
+        byteSize: f.byteSize,
+        sha256: Buffer.from(f.sha256, 'hex'),
+        originalKey: `originals/${userId}/${id}.${f.detected!.ext}`,
+      }));
+      // Files move into place before the rows exist, so the job never meets a row without its file.
+      await Promise.all(
+        fresh.map(async ({ file }, i) => {
+          await ctx.storage.commit(file.tempPath!, rows[i]!.originalKey);
+          file.claimed = true;
+        }),
+      );
+      let id = batchId;
+      if (!id) {
+        id = (await insertBatch(trx, { userId, totalUploads: rows.length, receivingUntil: leaseEnd() })).id;
+        await enqueueProcessBatch(trx, { batchId: id });
+      } else if ((await extendReceiving(trx, id, rows.length, leaseEnd()))?.wasIdle) {
+        // The worker had caught up with the request and ended its job.
+        await enqueueProcessBatch(trx, { batchId: id });
+      }
+      await insertUploads(
+        trx,
+        rows.map((row) => ({ ...row, batchId: id })),
+      );
+      position += rows.length;
+      return id;
+    });
+    if (created && !batchId) {
+      batchId = created;
+      heartbeat = setInterval(() => {
+        extendReceiving(ctx.db, created, 0, leaseEnd()).catch((err) => ctx.logger.warn({ err, batchId }, 'receiving lease not renewed'));
+      }, RECEIVING_LEASE_MS / 4);
+      heartbeat.unref();
+    }
+  }
+
+  async function drain(all: boolean) {
+    clearTimeout(waitTimer);
+    waitTimer = undefined;
+    try {
+      while (failure === undefined && waiting.length >= (all ? 1 : groupSize)) {
+        await commit(waiting.splice(0));
+        groupSize = Math.min(groupSize * 2, MAX_GROUP);
+      }
+    } catch (err) {
+      failure = err;
+    } finally {
+      draining = undefined;
+    }
+    if (waiting.length && failure === undefined) waitTimer ??= setTimeout(() => (draining ??= drain(true)), GROUP_WAIT_MS);
+  }
+
+  const settle = async () => {
+    clearTimeout(waitTimer);
+    waitTimer = undefined;
+    while (draining) await draining;
+    if (waiting.length && failure === undefined) await (draining = drain(true));
+  };
+
+  return {
+    /** An accepted file; stored and inserted with the group it falls into. */
+    add(file: ReceivedFile) {
+      waiting.push(file);
+      if (waiting.length >= groupSize) draining ??= drain(false);
+      else waitTimer ??= setTimeout(() => (draining ??= drain(true)), GROUP_WAIT_MS);
+    },
+    /**
+     * The request ended, well or not: the batch becomes visible and may complete (undefined
+     * when nothing was stored). Throws what kept a group from committing, if anything did;
+     * the batch is then left to end when its lease runs out.
+     */
+    async finish(): Promise<{ batch: BatchRow | undefined; duplicates: Duplicate[] }> {
+      await settle();
+      clearInterval(heartbeat);
+      if (failure !== undefined) throw failure;
+      if (!batchId) return { batch: undefined, duplicates };
+      const id = batchId;
+      const done = await ctx.db.transaction().execute(async (trx) => {
+        const done = await finishReceiving(trx, id);
+        if (done?.wasIdle) await enqueueProcessBatch(trx, { batchId: id });
+        return done;
+      });
+      if (!done) throw new Error(`batch ${id} was ended by another while its request was still arriving`);
+      return { batch: done.batch, duplicates };
+    },
+    /** Stops renewing the lease: after an unexpected error finish() may never run, and the lease then ends the batch. */
+    dispose() {
+      clearInterval(heartbeat);
+      clearTimeout(waitTimer);
+    },
+  };
+}

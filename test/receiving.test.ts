@@ -1,0 +1,157 @@
+/**
+ * A batch is processed while its createBatch request is still arriving: the worker starts on
+ * the first file, not after the last byte. Until the request ends the batch is its own: hidden
+ * from its owner, never completed. A request that fails midway keeps what it stored.
+ */
+import http from 'node:http';
+import { print } from 'graphql';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { sweepStorage } from '../src/jobs/sweep-storage.ts';
+import { BatchDetails, BatchProgress, Batches, CreateBatch } from './documents.ts';
+import { startTestApp, type TestApp } from './helpers/app.ts';
+import { dbId, expectCountsMatchRows, expectNoOverlap, waitForBatch } from './helpers/batches.ts';
+import { client } from './helpers/client.ts';
+import { closingBoundary, multipartHeaders, partBytes, partData, partHead, type RawPart, uploadParts } from './helpers/http.ts';
+import * as images from './helpers/images.ts';
+import { spawnService } from './helpers/process.ts';
+
+const CREATE = print(CreateBatch);
+
+let app: TestApp;
+let api: ReturnType<typeof client>;
+let token: string;
+let userId: string;
+beforeAll(async () => {
+  app = await startTestApp();
+  api = client(app);
+  ({ token } = await api.signUp());
+  userId = (await app.ctx.db.selectFrom('sessions').select('userId').executeTakeFirstOrThrow()).userId;
+});
+afterAll(() => app?.close());
+
+let made = 0;
+const photo = async (name: string): Promise<RawPart> => ({
+  name,
+  filename: `${name}.png`,
+  contentType: 'image/png',
+  data: await images.png({ width: 50 + made++ }),
+});
+
+/** A createBatch request of `count` files, sent part by part as the test says. */
+function streamingUpload(url: string, count: number) {
+  const req = http.request(url, { method: 'POST', headers: multipartHeaders(token) });
+  const response = new Promise<{ status: number; body: any; at: number }>((resolve, reject) => {
+    req.on('response', async (res) => {
+      let text = '';
+      for await (const chunk of res) text += chunk;
+      resolve({ status: res.statusCode!, body: JSON.parse(text), at: Date.now() });
+    });
+    req.on('error', reject);
+  });
+  response.catch(() => {});
+  req.write(Buffer.concat(uploadParts(CREATE, count).map(partBytes)));
+  // A file has arrived once the next part's delimiter has: each step sends one file's content
+  // and the next one's headers.
+  return {
+    response,
+    send: (...bytes: Buffer[]) => req.write(Buffer.concat(bytes)),
+    end: () => req.end(closingBoundary()),
+  };
+}
+
+/** The user's batch still being received, once `ready` holds for it and its upload rows. */
+async function receivingBatch(ready: (b: { receivingIdle: boolean }, uploads: { status: string }[]) => boolean) {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const batch = await app.ctx.db
+      .selectFrom('batches')
+      .selectAll()
+      .where('userId', '=', userId)
+      .where('receivingUntil', 'is not', null)
+      .executeTakeFirst();
+    const uploads = batch
+      ? await app.ctx.db.selectFrom('uploads').select(['status', 'position']).where('batchId', '=', batch.id).orderBy('position').execute()
+      : [];
+    if (batch && ready(batch, uploads)) return { batch, uploads };
+    if (Date.now() > until) throw new Error(`no receiving batch got ready: ${JSON.stringify({ batch, uploads })}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+it('processes the first file while the rest is still arriving; the batch appears when the request ends', async () => {
+  const [p0, p1, p2] = [await photo('0'), await photo('1'), await photo('2')];
+  const upload = streamingUpload(app.graphqlUrl, 3);
+  upload.send(partBytes(p0), partHead(p1));
+  // The worker finishes the first file, finds nothing more yet, and ends its job.
+  const { batch } = await receivingBatch((b, uploads) => b.receivingIdle && uploads[0]?.status === 'COMPLETED');
+  expect(batch).toMatchObject({ status: 'PROCESSING', totalUploads: 1, successfulUploads: 1, completedAt: null });
+  // Meanwhile it is not the owner's yet.
+  expect((await api.request(Batches, { first: 10 }, token)).data!.batches.edges).toEqual([]);
+
+  // The next file enqueues a new job.
+  upload.send(partData(p1), partHead(p2));
+  await receivingBatch((_, uploads) => uploads[1]?.status === 'COMPLETED');
+  upload.send(partData(p2));
+  upload.end();
+  const { status, body, at } = await upload.response;
+  expect(status).toBe(200);
+  const created = body.data.createBatch;
+  expect(created).toMatchObject({ __typename: 'CreateBatchSuccess', batch: { totalUploads: 3 }, rejectedFiles: [] });
+  expect(dbId(created.batch.id)).toBe(batch.id);
+
+  // The job ended by the request completes the batch.
+  const events = await api.subscribeWs(BatchProgress, { batchId: created.batch.id }, token).done;
+  expect(events.at(-1)?.data?.batchProgress).toMatchObject({ __typename: 'BatchProgress', batch: { status: 'COMPLETED', successfulUploads: 3 } });
+  const { rows } = await expectCountsMatchRows(app.ctx.db, batch.id);
+  expect(rows.map((r) => r.status)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED']);
+  const runs = await app.ctx.db.selectFrom('uploadRuns').selectAll().where('batchId', '=', batch.id).orderBy('startedAt').execute();
+  expect(runs.map((r) => r.outcome)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED']);
+  // The first two were done before the request had ended.
+  expect(runs.slice(0, 2).every((r) => r.finishedAt!.getTime() < at)).toBe(true);
+  expectNoOverlap(runs);
+});
+
+it('a request that fails midway keeps the files it stored, processes them, and says where they are', async () => {
+  const upload = streamingUpload(app.graphqlUrl, 3);
+  // The next part's header has a raw control character: the body is malformed from there on.
+  upload.send(partBytes(await photo('0')), partHead({ name: '1', filename: 'bell\x07.png' }));
+  upload.end();
+  const { status, body } = await upload.response;
+  expect(status).toBe(400);
+  const error = body.errors[0];
+  expect(error.extensions).toMatchObject({ code: 'BAD_MULTIPART_REQUEST', keptUploads: 1 });
+  expect(error.message).toContain(error.extensions.batchId);
+
+  const kept = (await api.request(BatchDetails, { id: error.extensions.batchId }, token)).data!.batch!;
+  expect(kept.totalUploads).toBe(1);
+  await api.subscribeWs(BatchProgress, { batchId: kept.id }, token).done;
+  const done = (await api.request(BatchDetails, { id: kept.id }, token)).data!.batch!;
+  expect(done).toMatchObject({ status: 'COMPLETED', successfulUploads: 1 });
+  expect(done.uploads.edges.map((e) => e.node.filename)).toEqual(['0.png']);
+});
+
+it('the batch of a request whose API process died is ended by the storage sweep once its lease runs out', async () => {
+  const proc = spawnService('api', { ...app.env, PORT: '0', LOG_LEVEL: 'info' });
+  let batch: { id: string };
+  try {
+    const line = await proc.waitFor(/listening on (http:\/\/[^\s"]+)\/graphql/);
+    const upload = streamingUpload(/http:\/\/[^\s"]+\/graphql/.exec(line)![0], 2);
+    upload.send(partBytes(await photo('0')), partHead(await photo('1')));
+    ({ batch } = await receivingBatch((b, uploads) => b.receivingIdle && uploads[0]?.status === 'COMPLETED'));
+    await proc.stop('SIGKILL');
+    await expect(upload.response).rejects.toThrow();
+  } finally {
+    await proc.stop('SIGKILL');
+  }
+
+  // Before its lease ends, the sweep leaves it alone: its request might still be arriving.
+  await sweepStorage(app.ctx);
+  expect((await api.request(BatchDetails, { id: globalId(batch.id) }, token)).data!.batch).toBeNull();
+  await app.ctx.db.updateTable('batches').set({ receivingUntil: new Date(Date.now() - 1000) }).where('id', '=', batch.id).execute();
+  await sweepStorage(app.ctx);
+  const done = await waitForBatch(app.ctx.db, batch.id, ['COMPLETED']);
+  expect(done).toMatchObject({ totalUploads: 1, successfulUploads: 1, receivingUntil: null });
+  expect((await api.request(BatchDetails, { id: globalId(batch.id) }, token)).data!.batch).toMatchObject({ status: 'COMPLETED' });
+});
+
+const globalId = (id: string) => Buffer.from(`Batch:${id}`).toString('base64');
