@@ -35,9 +35,14 @@ const BATCH_PROGRESS = /* GraphQL */ `
     }
   }`;
 
+const BATCH_START = /* GraphQL */ `
+  query BenchBatchStart($id: ID!) {
+    batch(id: $id) { createdAt uploads(first: 1) { edges { node { startedAt } } } }
+  }`;
+
 export async function checkDocuments() {
   const { schema } = await import('../../src/schema/index.ts');
-  for (const doc of [SIGN_UP, CREATE_BATCH, BATCH_PROGRESS]) {
+  for (const doc of [SIGN_UP, CREATE_BATCH, BATCH_PROGRESS, BATCH_START]) {
     const errors = validate(schema, parse(doc));
     if (errors.length) throw new Error(`bench document no longer matches the schema: ${errors.map((e) => e.message).join('; ')}\n${doc}`);
   }
@@ -70,6 +75,15 @@ export async function gql<T>(graphqlUrl: string, query: string, variables: unkno
   const body = (await res.json()) as { data?: T; errors?: { message: string }[] };
   if (body.errors?.length || !body.data) throw new Error(`GraphQL request failed (${res.status}): ${JSON.stringify(body.errors ?? body)}`);
   return body.data;
+}
+
+/** When a batch was created and its first upload started (epoch ms, PostgreSQL's clock). */
+export async function batchStart(graphqlUrl: string, token: string, id: string) {
+  type Data = { batch: { createdAt: string; uploads: { edges: { node: { startedAt: string | null } }[] } } | null };
+  const { batch } = await gql<Data>(graphqlUrl, BATCH_START, { id }, token);
+  const startedAt = batch?.uploads.edges[0]?.node.startedAt;
+  if (!batch || !startedAt) throw new Error(`batch ${id} has no started upload`);
+  return { createdAt: Date.parse(batch.createdAt), firstStartedAt: Date.parse(startedAt) };
 }
 
 export async function signUp(graphqlUrl: string): Promise<string> {

@@ -1,16 +1,18 @@
 import { Logger, run } from 'graphile-worker';
 import pg from 'pg';
-import { connectWs, createBatch, type Received, signUp, watchBatch } from '../lib/client.ts';
+import { batchStart, connectWs, createBatch, signUp, watchBatch } from '../lib/client.ts';
 import { type BenchContext, scratchDir } from '../lib/context.ts';
 import { uploadOf } from '../lib/photos.ts';
 import { startApi, startWorkerProcess } from '../lib/service.ts';
 import { ms, percentile } from '../lib/stats.ts';
 
 /**
- * Figure 3: createBatch response → first FileProgress event, one batch at a time on an idle
- * worker. Baseline: graphile-worker's own add_job → task start on the same database, no
- * Darkroom code involved. The server-side split (upload started − batch created, both
- * PostgreSQL timestamps) shows how much of the client figure is the worker's pickup.
+ * Figure 3: createBatch response → the batch's first upload starting, one batch at a time on an
+ * idle worker. The job is enqueued with the batch, as its first file is stored, so the start
+ * usually comes before the response: then the latency is negative, and the client waits for
+ * nothing. Both ends are on this machine's clock (the start is PostgreSQL's timestamp, ms
+ * resolution). Baseline: graphile-worker's own add_job → task start on the same database, no
+ * Darkroom code involved; the server-side split (upload started − batch created) is Darkroom's.
  */
 export async function pickup(b: BenchContext) {
   const count = b.quick ? 50 : 100;
@@ -24,48 +26,37 @@ export async function pickup(b: BenchContext) {
   try {
     const token = await signUp(api.graphqlUrl);
     const ws = await connectWs(api.wsUrl, token);
-    // The two smallest photos: short batches, yet still running when the subscription starts.
+    // The two smallest photos: short batches.
     const smallest = [...b.photos].sort((x, y) => x.data.length - y.data.length).slice(0, 2);
     const latencies: number[] = [];
     const serverSide: number[] = [];
-    const firstStages = new Map<string, number>();
-    let missed = 0;
     for (let i = -5; i < count; i++) {
       const created = await Promise.race([createBatch(api.graphqlUrl, token, smallest.map(uploadOf)), abort]);
-      let first: Received | undefined;
-      await Promise.race([
-        watchBatch(ws, created.id, (r) => {
-          if (!first && r.event.__typename === 'FileProgress') first = r;
-        }),
-        abort,
-      ]);
+      const respondedAt = performance.timeOrigin + created.respondedAt;
+      // Done before the next: each batch meets an idle worker.
+      await Promise.race([watchBatch(ws, created.id), abort]);
       if (i < 0) continue; // warm-up
-      if (!first || first.event.__typename !== 'FileProgress') {
-        missed++; // finished before the subscription started: nothing to time
-        continue;
-      }
-      latencies.push(first.at - created.respondedAt);
-      const { upload, batch, stage } = first.event;
-      if (upload.startedAt) serverSide.push(Date.parse(upload.startedAt) - Date.parse(batch.createdAt));
-      firstStages.set(stage, (firstStages.get(stage) ?? 0) + 1);
+      const { createdAt, firstStartedAt } = await batchStart(api.graphqlUrl, token, created.id);
+      latencies.push(firstStartedAt - respondedAt);
+      serverSide.push(firstStartedAt - createdAt);
     }
     await ws.dispose();
 
     const p95 = percentile(latencies, 95);
+    const early = latencies.filter((l) => l < 0).length;
     b.report.add({
       id: '3',
-      name: `Job pickup: createBatch response → first FileProgress, ${count} batches`,
-      darkroom: `p50 ${ms(percentile(latencies, 50))}, p95 ${ms(p95)}`,
+      name: `Job pickup: createBatch response → first upload started, ${count} batches`,
+      darkroom: `p50 ${ms(percentile(latencies, 50))}, p95 ${ms(p95)} (${early} of ${count} before the response)`,
       baseline: `graphile-worker add_job → start: p50 ${ms(percentile(baseline, 50))}, p95 ${ms(percentile(baseline, 95))}`,
-      ratio: p95 / percentile(baseline, 95),
+      ratio: Math.max(0, p95) / percentile(baseline, 95),
       goal: 'p95 < 50 ms',
       met: p95 < 50,
     });
-    b.note(`client: p50 ${ms(percentile(latencies, 50))}, p95 ${ms(p95)}, max ${ms(Math.max(...latencies))}`);
+    b.note(`client (negative: started before the response): p50 ${ms(percentile(latencies, 50))}, p95 ${ms(p95)}, max ${ms(Math.max(...latencies))}; ${early} of ${count} before the response`);
     b.note(
-      `server (upload.startedAt − batch.createdAt, PostgreSQL clock, ms resolution): p50 ${ms(percentile(serverSide, 50))}, p95 ${ms(percentile(serverSide, 95))}, max ${ms(Math.max(...serverSide))}`,
+      `server (first upload started − batch created, PostgreSQL clock, ms resolution): p50 ${ms(percentile(serverSide, 50))}, p95 ${ms(percentile(serverSide, 95))}, max ${ms(Math.max(...serverSide))}`,
     );
-    b.note(`first FileProgress stage seen: ${[...firstStages].map(([s, c]) => `${s} ×${c}`).join(', ')}; batches done before their subscription began: ${missed}`);
     b.note(`graphile-worker alone: p50 ${ms(percentile(baseline, 50))}, p95 ${ms(percentile(baseline, 95))}, max ${ms(Math.max(...baseline))}`);
   } finally {
     await Promise.allSettled([worker.stop(), api.stop()]);
