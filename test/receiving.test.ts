@@ -6,7 +6,11 @@
 import http from 'node:http';
 import { print } from 'graphql';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { ReceivedFile } from '../src/http/multipart.ts';
 import { sweepStorage } from '../src/jobs/sweep-storage.ts';
+import { detectImageType } from '../src/services/filetype.ts';
+import { batchIntake } from '../src/services/intake.ts';
 import { BatchDetails, BatchProgress, Batches, CreateBatch } from './documents.ts';
 import { startTestApp, type TestApp } from './helpers/app.ts';
 import { dbId, expectCountsMatchRows, expectNoOverlap, waitForBatch } from './helpers/batches.ts';
@@ -109,6 +113,57 @@ it('processes the first file while the rest is still arriving; the batch appears
   // The first two were done before the request had ended.
   expect(runs.slice(0, 2).every((r) => r.finishedAt!.getTime() < at)).toBe(true);
   expectNoOverlap(runs);
+});
+
+it('files arriving in bursts and pauses, shorter and longer than a group waits, all join the batch in order', async () => {
+  const parts = await Promise.all(Array.from({ length: 8 }, (_, i) => photo(String(i))));
+  const upload = streamingUpload(app.graphqlUrl, parts.length);
+  // The intake commits the first file at once, then groups that fill up, or wait 100 ms.
+  for (const [i, pause] of [0, 40, 20, 250, 10, 10, 150, 30].entries()) {
+    await new Promise((r) => setTimeout(r, pause));
+    upload.send(i === 0 ? partHead(parts[0]!) : Buffer.alloc(0), i > 0 ? partData(parts[i - 1]!) : Buffer.alloc(0), i > 0 ? partHead(parts[i]!) : Buffer.alloc(0));
+  }
+  upload.send(partData(parts.at(-1)!));
+  upload.end();
+  const { status, body } = await upload.response;
+  expect(status).toBe(200);
+  const created = body.data.createBatch;
+  expect(created.batch.totalUploads).toBe(parts.length);
+  await api.subscribeWs(BatchProgress, { batchId: created.batch.id }, token).done;
+  const done = (await api.request(BatchDetails, { id: created.batch.id }, token)).data!.batch!;
+  expect(done).toMatchObject({ status: 'COMPLETED', successfulUploads: parts.length });
+  expect(done.uploads.edges.map((e) => e.node.filename)).toEqual(parts.map((p) => p.filename));
+});
+
+it('the intake commits every file whatever the timing of arrivals, timers and commits', async () => {
+  const received = async (i: number) => {
+    const data = await images.png({ width: 200 + i });
+    const { path, handle } = await app.ctx.storage.createIncoming();
+    await handle.writeFile(data);
+    await handle.close();
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    return new ReceivedFile({ filename: `${i}.png`, clientMimeType: 'image/png', tempPath: path, byteSize: data.length, sha256, detected: await detectImageType(data), rejection: null });
+  };
+  const files = await Promise.all(Array.from({ length: 9 }, (_, i) => received(i)));
+  const intake = batchIntake(app.ctx, userId);
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // A file that arrives during a commit sets the group timer; the files after it fill the
+  // group, which commits before the timer fires: the timer then finds nothing to do.
+  intake.add(files[0]!);
+  intake.add(files[1]!);
+  await pause(20);
+  intake.add(files[2]!);
+  for (const f of files.slice(3, 7)) intake.add(f);
+  await pause(250);
+  // Later files must still find their way in, by a group or by the timer.
+  intake.add(files[7]!);
+  await pause(150);
+  intake.add(files[8]!);
+  const { batch } = await intake.finish();
+  expect(batch).toMatchObject({ totalUploads: 9, receivingUntil: null });
+  const rows = await app.ctx.db.selectFrom('uploads').select(['filename', 'position']).where('batchId', '=', batch!.id).orderBy('position').execute();
+  expect(rows.map((r) => r.filename)).toEqual(files.map((f) => f.filename));
+  await waitForBatch(app.ctx.db, batch!.id, ['COMPLETED']);
 });
 
 it('a request that fails midway keeps the files it stored, processes them, and says where they are', async () => {

@@ -88,7 +88,7 @@ export async function extendReceiving(db: Database, id: string, added: number, r
   const { rows } = await sql<{ wasIdle: boolean }>`
     update batches b set total_uploads = b.total_uploads + ${added}, receiving_until = ${receivingUntil},
            receiving_idle = b.receiving_idle and ${added} = 0, updated_at = now()
-      from (select id, receiving_idle from batches where id = ${id} for update) old
+      from (select id, receiving_idle from batches where id = ${id} for no key update) old
      where b.id = old.id and b.receiving_until is not null
     returning old.receiving_idle and ${added} > 0 as was_idle`.execute(db);
   return rows[0];
@@ -98,7 +98,7 @@ export async function extendReceiving(db: Database, id: string, added: number, r
 export async function finishReceiving(db: Database, id: string) {
   const { rows } = await sql<BatchRow & { wasIdle: boolean }>`
     update batches b set receiving_until = null, receiving_idle = false, updated_at = now()
-      from (select id, receiving_idle from batches where id = ${id} for update) old
+      from (select id, receiving_idle from batches where id = ${id} for no key update) old
      where b.id = old.id and b.receiving_until is not null
     returning b.*, old.receiving_idle as was_idle`.execute(db);
   const [row] = rows;

@@ -67,7 +67,9 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
       }
       // Caught up with a request still arriving: its next files enqueue a new job. Unless it
       // ended just now: then on with whatever it added last.
-      if ((await idleWhileReceiving(ctx.db, batchId)) !== 'received') break;
+      const state = await idleWhileReceiving(ctx.db, batchId);
+      if (state === 'idle') ctx.logger.debug({ batchId }, 'caught up with a batch still arriving; its next files restart it');
+      if (state !== 'received') break;
     }
   } finally {
     // The terminal event carries the final counts; otherwise, whoever goes on with the batch,

@@ -70,19 +70,19 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
           file.claimed = true;
         }),
       );
-      let id = batchId;
-      if (!id) {
-        id = (await insertBatch(trx, { userId, totalUploads: rows.length, receivingUntil: leaseEnd() })).id;
-        await enqueueProcessBatch(trx, { batchId: id });
-      } else if ((await extendReceiving(trx, id, rows.length, leaseEnd()))?.wasIdle) {
-        // The worker had caught up with the request and ended its job.
-        await enqueueProcessBatch(trx, { batchId: id });
-      }
-      await insertUploads(
-        trx,
-        rows.map((row) => ({ ...row, batchId: id })),
-      );
       position += rows.length;
+      if (!batchId) {
+        const { id } = await insertBatch(trx, { userId, totalUploads: rows.length, receivingUntil: leaseEnd() });
+        await insertUploads(trx, rows.map((row) => ({ ...row, batchId: id })));
+        await enqueueProcessBatch(trx, { batchId: id });
+        return id;
+      }
+      const id = batchId;
+      // The batch row last: the worker updates it with every outcome, so it waits on this
+      // transaction's row lock only for its commit.
+      await insertUploads(trx, rows.map((row) => ({ ...row, batchId: id })));
+      // The worker had caught up with the request and ended its job: it needs a new one.
+      if ((await extendReceiving(trx, id, rows.length, leaseEnd()))?.wasIdle) await enqueueProcessBatch(trx, { batchId: id });
       return id;
     });
     if (created && !batchId) {
@@ -94,35 +94,49 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
     }
   }
 
+  /** Commits whatever waits, in groups of at least groupSize unless `all`. */
   async function drain(all: boolean) {
+    while (failure === undefined && waiting.length > 0 && (all || waiting.length >= groupSize)) {
+      try {
+        await commit(waiting.splice(0));
+      } catch (err) {
+        failure = err;
+      }
+      groupSize = Math.min(groupSize * 2, MAX_GROUP);
+    }
+  }
+  // One drain at a time. `draining` is cleared by the promise it holds, never before it is set.
+  function kick(all: boolean) {
+    if (draining) return;
     clearTimeout(waitTimer);
     waitTimer = undefined;
-    try {
-      while (failure === undefined && waiting.length >= (all ? 1 : groupSize)) {
-        await commit(waiting.splice(0));
-        groupSize = Math.min(groupSize * 2, MAX_GROUP);
-      }
-    } catch (err) {
-      failure = err;
-    } finally {
+    draining = drain(all).finally(() => {
       draining = undefined;
-    }
-    if (waiting.length && failure === undefined) waitTimer ??= setTimeout(() => (draining ??= drain(true)), GROUP_WAIT_MS);
+      if (waiting.length && failure === undefined) later();
+    });
+  }
+  // Files that do not fill a group wait at most GROUP_WAIT_MS.
+  function later() {
+    waitTimer ??= setTimeout(() => {
+      waitTimer = undefined;
+      kick(true);
+    }, GROUP_WAIT_MS);
   }
 
   const settle = async () => {
+    while (draining) await draining;
+    kick(true);
+    while (draining) await draining;
     clearTimeout(waitTimer);
     waitTimer = undefined;
-    while (draining) await draining;
-    if (waiting.length && failure === undefined) await (draining = drain(true));
   };
 
   return {
     /** An accepted file; stored and inserted with the group it falls into. */
     add(file: ReceivedFile) {
       waiting.push(file);
-      if (waiting.length >= groupSize) draining ??= drain(false);
-      else waitTimer ??= setTimeout(() => (draining ??= drain(true)), GROUP_WAIT_MS);
+      if (waiting.length >= groupSize) kick(false);
+      else later();
     },
     /**
      * The request ended, well or not: the batch becomes visible and may complete (undefined
