@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import { parse, validate } from 'graphql';
 import { type Client, createClient } from 'graphql-ws';
 
@@ -113,8 +114,8 @@ export interface CreatedBatch {
 }
 
 /** createBatch as a GraphQL multipart request. */
-export async function createBatch(graphqlUrl: string, token: string, files: UploadSource[]): Promise<CreatedBatch> {
-  const res = await postMultipart(graphqlUrl, { authorization: `Bearer ${token}` }, files);
+export async function createBatch(graphqlUrl: string, token: string, files: UploadSource[], pace?: number): Promise<CreatedBatch> {
+  const res = await postMultipart(graphqlUrl, { authorization: `Bearer ${token}` }, files, pace);
   const body = JSON.parse(res.text) as {
     data?: { createBatch: { __typename: string; batch?: { id: string; totalUploads: number }; rejectedFiles?: unknown[] } };
   };
@@ -128,9 +129,10 @@ export async function createBatch(graphqlUrl: string, token: string, files: Uplo
 
 /**
  * The multipart body createBatch sends, streamed with backpressure and a known length, to any
- * URL (the ingest scenario also sends it to a bare HTTP sink for comparison).
+ * URL (the ingest scenario also sends it to a bare HTTP sink for comparison); at most `pace`
+ * bytes per second when given, as a client on a real network link would.
  */
-export async function postMultipart(url: string, headers: Record<string, string>, files: UploadSource[]) {
+export async function postMultipart(url: string, headers: Record<string, string>, files: UploadSource[], pace?: number) {
   const boundary = `----darkroom-bench-${randomBytes(12).toString('hex')}`;
   const operations = JSON.stringify({ query: CREATE_BATCH, variables: { files: files.map(() => null) } });
   const map = JSON.stringify(Object.fromEntries(files.map((_, i) => [String(i), [`variables.files.${i}`]])));
@@ -163,8 +165,12 @@ export async function postMultipart(url: string, headers: Record<string, string>
   });
   const response = once(req, 'response') as Promise<[http.IncomingMessage]>;
   response.catch(() => {});
+  let written = 0;
   const write = async (chunk: Uint8Array) => {
     if (!req.write(chunk)) await once(req, 'drain');
+    written += chunk.length;
+    const ahead = pace ? sentAt + (written / pace) * 1000 - performance.now() : 0;
+    if (ahead > 1) await delay(ahead);
   };
   for (const b of head) await write(b);
   for (const [i, f] of files.entries()) {
