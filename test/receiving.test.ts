@@ -7,6 +7,8 @@ import http from 'node:http';
 import { print } from 'graphql';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import { extendReceiving, idleWhileReceiving, insertBatch, startBatch } from '../src/db/batches.ts';
+import { insertUploads } from '../src/db/uploads.ts';
 import { ReceivedFile } from '../src/http/multipart.ts';
 import { sweepStorage } from '../src/jobs/sweep-storage.ts';
 import { detectImageType } from '../src/services/filetype.ts';
@@ -72,6 +74,7 @@ async function receivingBatch(ready: (b: { receivingIdle: boolean }, uploads: { 
       .selectAll()
       .where('userId', '=', userId)
       .where('receivingUntil', 'is not', null)
+      .orderBy('createdAt', 'desc')
       .executeTakeFirst();
     const uploads = batch
       ? await app.ctx.db.selectFrom('uploads').select(['status', 'position']).where('batchId', '=', batch.id).orderBy('position').execute()
@@ -164,6 +167,36 @@ it('the intake commits every file whatever the timing of arrivals, timers and co
   const rows = await app.ctx.db.selectFrom('uploads').select(['filename', 'position']).where('batchId', '=', batch!.id).orderBy('position').execute();
   expect(rows.map((r) => r.filename)).toEqual(files.map((f) => f.filename));
   await waitForBatch(app.ctx.db, batch!.id, ['COMPLETED']);
+});
+
+it('a worker that runs out of uploads just as a group commits goes on with that group instead of ending', async () => {
+  const { db } = app.ctx;
+  const until = new Date(Date.now() + 60_000);
+  const { id } = await insertBatch(db, { userId, totalUploads: 0, receivingUntil: until });
+  await startBatch(db, id);
+  const locked = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const group = db.transaction().execute(async (trx) => {
+    await insertUploads(trx, [{ batchId: id, userId, position: 0, filename: 'late.png', mimeType: 'image/png', byteSize: 1, originalKey: `originals/${userId}/late.png` }]);
+    const extended = await extendReceiving(trx, id, 1, until);
+    locked.resolve();
+    await release.promise;
+    return extended;
+  });
+  await locked.promise;
+  // The worker decides while the group holds the batch row: it must wait for it, and see it.
+  const deciding = idleWhileReceiving(db, id);
+  await new Promise((r) => setTimeout(r, 100));
+  release.resolve();
+  expect(await group).toEqual({ wasIdle: false });
+  expect(await deciding).toBe('more');
+  expect(await db.selectFrom('batches').select('receivingIdle').where('id', '=', id).executeTakeFirst()).toEqual({ receivingIdle: false });
+  // With nothing left, it does end idle, and the next group learns it must enqueue a job.
+  await db.updateTable('uploads').set({ status: 'COMPLETED' }).where('batchId', '=', id).execute();
+  expect(await idleWhileReceiving(db, id)).toBe('idle');
+  expect(await extendReceiving(db, id, 0, until)).toEqual({ wasIdle: false });
+  expect(await extendReceiving(db, id, 1, until)).toEqual({ wasIdle: true });
+  await db.deleteFrom('batches').where('id', '=', id).execute(); // no job was ever enqueued for it
 });
 
 it('a request that fails midway keeps the files it stored, processes them, and says where they are', async () => {

@@ -66,18 +66,26 @@ export async function completeBatch(db: Database, id: string) {
 /**
  * The worker ran out of uploads while the batch's request is still arriving: it ends its job
  * (a worker slot must not wait on a slow client), and whoever adds the next uploads enqueues
- * a new one. 'received' means the request ended meanwhile; undefined, that the batch is no
- * longer PROCESSING (cancelled or gone).
+ * a new one. 'more' means there is more to do after all: uploads committed meanwhile, or the
+ * request ended. Undefined: the batch is no longer PROCESSING (cancelled or gone).
  */
-export async function idleWhileReceiving(db: Database, id: string): Promise<'idle' | 'received' | undefined> {
-  const row = await db
-    .updateTable('batches')
-    .set({ receivingIdle: sql<boolean>`receiving_until is not null` })
-    .where('id', '=', id)
-    .where('status', '=', 'PROCESSING')
-    .returning('receivingIdle')
-    .executeTakeFirst();
-  return row && (row.receivingIdle ? 'idle' : 'received');
+export async function idleWhileReceiving(db: Database, id: string): Promise<'idle' | 'more' | undefined> {
+  return db.transaction().execute(async (trx) => {
+    // The intake adds a group under this row's lock; after it, a new statement sees the group.
+    const batch = await trx.selectFrom('batches').select(['status', 'receivingUntil']).where('id', '=', id).forNoKeyUpdate().executeTakeFirst();
+    if (batch?.status !== 'PROCESSING') return undefined;
+    if (batch.receivingUntil === null) return 'more';
+    const unfinished = await trx
+      .selectFrom('uploads')
+      .select('id')
+      .where('batchId', '=', id)
+      .where('status', 'in', ['PENDING', 'PROCESSING'])
+      .limit(1)
+      .executeTakeFirst();
+    if (unfinished) return 'more';
+    await trx.updateTable('batches').set({ receivingIdle: true }).where('id', '=', id).execute();
+    return 'idle';
+  });
 }
 
 /**
@@ -115,7 +123,7 @@ export async function finishReceiving(db: Database, id: string) {
 export async function finishAbandonedBatches(db: Database) {
   const { rows } = await sql<{ id: string; wasIdle: boolean }>`
     update batches b set receiving_until = null, receiving_idle = false, updated_at = now()
-      from (select id, receiving_idle from batches where receiving_until < now() for update skip locked) old
+      from (select id, receiving_idle from batches where receiving_until < now() for no key update skip locked) old
      where b.id = old.id
     returning b.id, old.receiving_idle as was_idle`.execute(db);
   return rows;

@@ -65,11 +65,11 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
         completed = true;
         break;
       }
-      // Caught up with a request still arriving: its next files enqueue a new job. Unless it
-      // ended just now: then on with whatever it added last.
+      // Caught up with a request still arriving: its next files enqueue a new job. Unless files
+      // came or the request ended meanwhile: then on with those.
       const state = await idleWhileReceiving(ctx.db, batchId);
       if (state === 'idle') ctx.logger.debug({ batchId }, 'caught up with a batch still arriving; its next files restart it');
-      if (state !== 'received') break;
+      if (state !== 'more') break;
     }
   } finally {
     // The terminal event carries the final counts; otherwise, whoever goes on with the batch,

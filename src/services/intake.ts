@@ -1,9 +1,8 @@
 /**
  * Turns the files of one createBatch request into a batch while the request is still arriving,
  * so the worker starts on the first photo instead of after the last byte. Files are stored and
- * inserted in groups, into a batch
- * that stays hidden from its owner and cannot complete until finish(). A request that fails
- * midway keeps what it stored: finish() ends it all the same.
+ * inserted in groups, into a batch that stays hidden from its owner and cannot complete until
+ * finish(). A request that fails midway keeps what it stored: finish() ends it all the same.
  */
 import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../context.ts';
@@ -16,8 +15,8 @@ import { enqueueProcessBatch } from '../jobs/contract.ts';
 /** How long a batch stays claimed by its request without a sign of life; renewed meanwhile. */
 export const RECEIVING_LEASE_MS = 120_000;
 // A group is a transaction of some eight statements, so files are not committed one by one: the
-// first at once (the worker starts on it), then groups that double up to MAX_GROUP while files
-// arrive faster than they are processed, and whatever waited GROUP_WAIT_MS on a slow link.
+// first at once (the worker starts on it), then groups that double up to MAX_GROUP, and on a
+// slow link whatever has waited GROUP_WAIT_MS.
 const MAX_GROUP = 64;
 const GROUP_WAIT_MS = 100;
 
