@@ -244,9 +244,7 @@ function parseMultipart(
 
   const ready = Promise.withResolvers<ParseResult>();
   const incoming = new Map<string, PromiseWithResolvers<ReceivedFile>>();
-  const bodyEnd = Promise.withResolvers<void>();
   const seen = new Set<string>();
-  const arrived = new Set<string>();
   let operations: unknown;
   let map: Map<string, string[]> | undefined;
   let filesLimitHit = false;
@@ -317,7 +315,7 @@ function parseMultipart(
             const file = Promise.withResolvers<ReceivedFile>();
             file.promise.catch(() => {}); // an operation need not await its files
             incoming.set(name, file);
-            const value = new IncomingFile(file.promise, bodyEnd.promise);
+            const value = new IncomingFile(file.promise, ended);
             for (const path of paths) setPath(operations, path, value); // one map path nested inside another throws
           }
           ready.resolve(operations as GraphQLParams | GraphQLParams[]);
@@ -344,7 +342,6 @@ function parseMultipart(
                 // From here on the operation's, and onResponse deletes it unless claimed.
                 if (file.tempPath) batch.tempPaths.delete(file.tempPath);
                 files.push(file);
-                arrived.add(name);
                 incoming.get(name)!.resolve(file);
               },
               (err: Error) => fail(err),
@@ -361,8 +358,6 @@ function parseMultipart(
     finished(source).catch((err: Error) => fail(err));
     source.pipe(parser);
   });
-  bodyEnd.promise.catch(() => {});
-
   const ended = (async () => {
     await read;
     // Wait for every file to be flushed, including any queued while we waited.
@@ -379,12 +374,11 @@ function parseMultipart(
         failure instanceof BadRequest ? failure : { message: 'Upload aborted or unreadable', status: 400, code: 'BAD_MULTIPART_REQUEST' };
       ready.resolve(bad(message, status, code)); // no effect once the operation has started
       const failed = new UploadFailed(message, status, code);
-      for (const file of incoming.values()) file.reject(failed);
-      bodyEnd.reject(failed);
+      for (const file of incoming.values()) file.reject(failed); // no effect on those that arrived
       throw failed;
     }
+    // Settles only the files that never arrived: the others are resolved already.
     for (const [name, file] of incoming) {
-      if (arrived.has(name)) continue;
       const missing = new ReceivedFile({
         filename: 'unnamed',
         clientMimeType: '',
@@ -400,7 +394,6 @@ function parseMultipart(
       });
       file.resolve(missing);
     }
-    bodyEnd.resolve();
   })();
   ended.catch(() => {});
   return { ready: ready.promise, ended };
