@@ -87,13 +87,13 @@ export async function ingest(b: BenchContext) {
     const rawRate = mbps(total, Math.min(...raw));
     const floorRate = mbps(total, Math.min(...floor));
     const growth = Math.max(...svc.map((s) => s.growth));
-    const discardRate = mbps(total, Math.min(...discard));
     // The most a machine of this many cores could receive, hash and store per second, were that
     // work spread perfectly over every core and nothing else needed: parsing, checks, the database
     // and the event loop all come on top. Each part at its cheapest round.
     const hashMs = (total / MiB / hashRate(files)) * 1000;
     const neededCpu = Math.min(...discardCpu) + hashMs + Math.min(...rawCpu);
     const ceiling = mbps(total, neededCpu / b.cores);
+    const perGiB = (cpuMs: number) => `${num((cpuMs * GiB) / total, 0)} ms`;
 
     const concurrent = Array.from({ length: 10 }, (_, i) => paddedPhoto(b.photos[i % b.photos.length]!, concurrentSize, 1000 + i));
     const rawConcurrent = await rawWrite(rawDir, concurrent, 10);
@@ -140,8 +140,8 @@ export async function ingest(b: BenchContext) {
     );
     b.note(`service against the bare HTTP sink: ${num(rate / floorRate, 2)}; the sink against raw writes: ${num(floorRate / rawRate, 2)}`);
     b.note(
-      `the same body received and discarded (no write): ${list(discard)}; CPU per GiB, client and receiver together ${num((Math.min(...discardCpu) * GiB) / total, 0)} ms, ` +
-        `raw writes ${num((Math.min(...rawCpu) * GiB) / total, 0)} ms, SHA-256 ${num((hashMs * GiB) / total, 0)} ms (the service hashes every upload for duplicate detection)`,
+      `the same body received and discarded (no write): ${list(discard)}; CPU per GiB, client and receiver together ${perGiB(Math.min(...discardCpu))}, ` +
+        `raw writes ${perGiB(Math.min(...rawCpu))}, SHA-256 ${perGiB(hashMs)} (the service hashes every upload for duplicate detection)`,
     );
     b.note(
       `CPU ceiling: receiving, hashing and writing the batch need ${num(neededCpu, 0)} ms of CPU, so ${b.cores} cores could do at most ${num(ceiling, 0)} MiB/s ` +
