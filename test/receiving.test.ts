@@ -65,8 +65,18 @@ function streamingUpload(url: string, count: number) {
   };
 }
 
+/** A file as the multipart parser hands it to the intake: stored, hashed and typed. */
+async function receivedFile(i: number, width: number) {
+  const data = await images.png({ width });
+  const { path, handle } = await app.ctx.storage.createIncoming();
+  await handle.writeFile(data);
+  await handle.close();
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  return new ReceivedFile({ filename: `${i}.png`, clientMimeType: 'image/png', tempPath: path, byteSize: data.length, sha256, detected: await detectImageType(data), rejection: null });
+}
+
 /** The user's batch still being received, once `ready` holds for it and its upload rows. */
-async function receivingBatch(ready: (b: { receivingIdle: boolean }, uploads: { status: string }[]) => boolean) {
+async function receivingBatch(ready: (b: { receivingIdle: boolean }, uploads: { status: string; position: number }[]) => boolean) {
   const until = Date.now() + 30_000;
   for (;;) {
     const batch = await app.ctx.db
@@ -139,15 +149,7 @@ it('files arriving in bursts and pauses, shorter and longer than a group waits, 
 });
 
 it('the intake commits every file whatever the timing of arrivals, timers and commits', async () => {
-  const received = async (i: number) => {
-    const data = await images.png({ width: 200 + i });
-    const { path, handle } = await app.ctx.storage.createIncoming();
-    await handle.writeFile(data);
-    await handle.close();
-    const sha256 = createHash('sha256').update(data).digest('hex');
-    return new ReceivedFile({ filename: `${i}.png`, clientMimeType: 'image/png', tempPath: path, byteSize: data.length, sha256, detected: await detectImageType(data), rejection: null });
-  };
-  const files = await Promise.all(Array.from({ length: 9 }, (_, i) => received(i)));
+  const files = await Promise.all(Array.from({ length: 9 }, (_, i) => receivedFile(i, 200 + i)));
   const intake = batchIntake(app.ctx, userId);
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
   // A file that arrives during a commit sets the group timer; the files after it fill the
@@ -167,6 +169,39 @@ it('the intake commits every file whatever the timing of arrivals, timers and co
   const rows = await app.ctx.db.selectFrom('uploads').select(['filename', 'position']).where('batchId', '=', batch!.id).orderBy('position').execute();
   expect(rows.map((r) => r.filename)).toEqual(files.map((f) => f.filename));
   await waitForBatch(app.ctx.db, batch!.id, ['COMPLETED']);
+});
+
+it('files that arrive while a group commits after its timer wait for a group of their own', async () => {
+  const files = await Promise.all(Array.from({ length: 6 }, (_, i) => receivedFile(i, 300 + i)));
+  const { db } = app.ctx;
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const intake = batchIntake(app.ctx, userId);
+  intake.add(files[0]!); // committed at once: the batch
+  const { batch } = await receivingBatch((_, uploads) => uploads.some((u) => u.position === 0));
+  // The next file waits for the group timer, whose commit the test holds on the batch row.
+  const locked = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const holding = db.transaction().execute(async (trx) => {
+    await trx.selectFrom('batches').select('id').where('id', '=', batch.id).forUpdate().execute();
+    locked.resolve();
+    await release.promise;
+  });
+  await locked.promise;
+  intake.add(files[1]!);
+  await pause(150);
+  // One file arrives during that commit, three more soon after it: one group, not two.
+  intake.add(files[2]!);
+  release.resolve();
+  await holding;
+  await pause(30);
+  for (const f of files.slice(3)) intake.add(f);
+  const { batch: done } = await intake.finish();
+  expect(done).toMatchObject({ id: batch.id, totalUploads: 6 });
+  // Rows inserted by one transaction share its start time.
+  const rows = await db.selectFrom('uploads').select(['position', 'createdAt']).where('batchId', '=', batch.id).orderBy('position').execute();
+  const groups = Map.groupBy(rows, (r) => r.createdAt.getTime());
+  expect([...groups.values()].map((g) => g.map((r) => r.position))).toEqual([[0], [1], [2, 3, 4, 5]]);
+  await waitForBatch(db, batch.id, ['COMPLETED']);
 });
 
 it('a worker that runs out of uploads just as a group commits goes on with that group instead of ending', async () => {

@@ -93,9 +93,14 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
     }
   }
 
-  /** Commits whatever waits, in groups of at least groupSize unless `all`. */
+  /**
+   * Commits whatever waits, in groups of at least groupSize; `all` (the group timer) takes
+   * whatever waits now, however few. Files that arrive during that commit form groups of their
+   * own again: taking them as they came left the rest of a request committing two or three files
+   * per transaction, one after another.
+   */
   async function drain(all: boolean) {
-    while (failure === undefined && waiting.length > 0 && (all || waiting.length >= groupSize)) {
+    for (let any = all; failure === undefined && waiting.length > 0 && (any || waiting.length >= groupSize); any = false) {
       try {
         await commit(waiting.splice(0));
       } catch (err) {
@@ -122,10 +127,13 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
     }, GROUP_WAIT_MS);
   }
 
+  // Everything received is committed (or the request failed) before it ends.
   const settle = async () => {
-    while (draining) await draining;
-    kick(true);
-    while (draining) await draining;
+    for (;;) {
+      while (draining) await draining;
+      if (waiting.length === 0 || failure !== undefined) break;
+      kick(true);
+    }
     clearTimeout(waitTimer);
     waitTimer = undefined;
   };
