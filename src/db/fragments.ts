@@ -8,6 +8,17 @@ export type Lease = { jobId: string; workerId: string };
 export const leaseHeld = (l: Lease) =>
   sql<boolean>`exists(select 1 from graphile_worker.jobs where id = ${l.jobId} and locked_by = ${l.workerId})`;
 
+/**
+ * Selected in a statement, lets that statement's transaction commit without waiting for the WAL
+ * flush. Only for the worker's own steps that a crash may undo because they are redone (a claim,
+ * an outcome): when PostgreSQL flushes WAL behind the files just written (hundreds of ms on a
+ * busy disk), every synchronous commit waits for it, and the media work with it. No event
+ * announces such a step before it is durable: events are numbered by a synchronous commit after
+ * it, whose flush takes the earlier WAL along. (A query in the fraction of a second before that
+ * may read it; after a crash of PostgreSQL just then, the upload is done once more.)
+ */
+export const redoableCommit = () => sql<string>`set_config('synchronous_commit', 'off', true)`;
+
 /** Restricts a batch or upload to its owner; `undefined` means a trusted caller (the worker). */
 export function ownedBy(userId: string | undefined) {
   return () => (userId === undefined ? sql<boolean>`true` : sql<boolean>`${sql.ref('userId')} = ${userId}`);

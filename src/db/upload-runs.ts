@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Database } from './database.ts';
-import { type Lease, leaseHeld, uploadRowSql } from './fragments.ts';
+import { type Lease, leaseHeld, redoableCommit, uploadRowSql } from './fragments.ts';
 import { prepared } from './prepared.ts';
 import type { UploadRow } from './uploads.ts';
 
@@ -25,12 +25,13 @@ export type Claim =
  * unfinished upload after position `after` (none once the batch is no longer PROCESSING, e.g.
  * cancelled), PENDING → PROCESSING, and the run that records this attempt. It also names the
  * upload after that one (`following`), claiming nothing, so the worker can start on it while
- * the next claim is on its way.
+ * the next claim is on its way. A claim lost to a crash of PostgreSQL is redone (see
+ * redoableCommit), so it does not wait for the WAL flush.
  */
 export async function claimNextRun(db: Database, c: Lease & { batchId: string; after: number }): Promise<Claim> {
   const query = sql<UploadRow & { owner: boolean; runId: string | null; followingId: string | null; followingKey: string | null; followingMime: string | null }>`
     with owner as (
-      select ${leaseHeld(c)} as ok
+      select ${leaseHeld(c)} as ok, ${redoableCommit()} as redoable
     ), next as (
       select u.id, u.position, u.original_key, u.mime_type from uploads u
        where u.batch_id = ${c.batchId} and u.status in ('PENDING', 'PROCESSING') and u.position > ${c.after}

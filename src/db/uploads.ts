@@ -9,6 +9,7 @@ import {
   now,
   ownedBy,
   qualifiedUploadColumns,
+  redoableCommit,
   splitBatch,
   uploadColumns,
   type UploadRow,
@@ -101,6 +102,8 @@ export type UploadOutcome =
  * PROCESSING row transitions, so a re-run can never finish (and count) the same upload twice,
  * and only while the lease holds: after a forced unlock the upload is someone else's to redo.
  * `finished` is false when nothing changed; `leaseHeld` says whether the upload was gone.
+ * An outcome lost to a crash of PostgreSQL leaves the upload PROCESSING, to be redone like an
+ * interrupted one (see redoableCommit): it does not wait for the WAL flush.
  */
 export async function finishUpload(
   db: Database,
@@ -115,7 +118,7 @@ export async function finishUpload(
   // Checked once; every write below depends on it.
   const holds = sql<boolean>`(select ok from lease)`;
   const query = db
-    .with('lease', (qb) => qb.selectNoFrom(leaseHeld(run).as('ok')))
+    .with('lease', (qb) => qb.selectNoFrom([leaseHeld(run).as('ok'), redoableCommit().as('redoable')]))
     .with('run', (qb) =>
       qb
         .updateTable('uploadRuns')
