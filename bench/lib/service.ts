@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -55,8 +56,10 @@ const running = new Set<ChildService>();
 
 /** `node src/main.ts <mode>`, the way `npm run start:api|start:worker` runs it. */
 export function spawnService(mode: 'api' | 'worker' | 'all', env: Record<string, string>): ChildService {
-  // BENCH_CPU_PROF=<dir> writes a V8 CPU profile per service process (for finding overhead).
-  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${mode}-${Date.now()}.cpuprofile`] : [];
+  // BENCH_CPU_PROF=<dir> writes V8 CPU profiles (for finding overhead): a directory per process,
+  // one file per thread in it (Node's default names carry the thread id; a fixed name would let
+  // a media thread's profile overwrite the main thread's).
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_CPU_PROF, `${mode}-${Date.now()}`)}`] : [];
   const child = spawn(process.execPath, [...prof, MAIN, mode], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
