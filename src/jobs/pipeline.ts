@@ -44,14 +44,20 @@ function plan(steps: Step[]): Record<Step, number> {
  * writes nothing, so it may start before the upload is claimed (see process-batch.ts).
  */
 export async function renderMedia(ctx: AppContext, source: MediaSource, signal: AbortSignal): Promise<Rendered> {
-  if (!(await ctx.storage.exists(source.originalKey))) {
-    throw new Error('The original file is missing from storage');
-  }
   const original = ctx.storage.resolve(source.originalKey);
   const modelImage = !!ctx.analyzer;
-  return source.mimeType.startsWith('video/')
-    ? video(ctx, original, modelImage, signal)
-    : image(original, { signal, modelImage, maxPixels: ctx.config.limits.maxImagePixels });
+  try {
+    return await (source.mimeType.startsWith('video/')
+      ? video(ctx, original, modelImage, signal)
+      : image(original, { signal, modelImage, maxPixels: ctx.config.limits.maxImagePixels }));
+  } catch (err) {
+    // Asked only once the decoder failed: asked first, it was a round trip through the thread
+    // pool (busy with the previous upload's writes) in front of every upload's media work.
+    if (!signal.aborted && !(await ctx.storage.exists(source.originalKey))) {
+      throw new Error('The original file is missing from storage', { cause: err });
+    }
+    throw err;
+  }
 }
 
 /**
