@@ -24,7 +24,8 @@ export interface BatchJobOptions {
 
 class Interrupted extends Error {}
 
-type Emit = ReturnType<typeof progressQueue>['emit'];
+type Progress = ReturnType<typeof progressQueue>;
+type Emit = Progress['emit'];
 type Step = { result: 'done' | 'gone' | 'cancelled' | 'interrupted'; finishing: Promise<unknown> };
 const settled: Promise<unknown> = Promise.resolve();
 
@@ -36,7 +37,7 @@ const settled: Promise<unknown> = Promise.resolve();
 export async function processBatch(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpers, opts: BatchJobOptions) {
   const progress = progressQueue(ctx);
   try {
-    await work(ctx, rawPayload, helpers, opts, progress.emit);
+    await work(ctx, rawPayload, helpers, opts, progress);
   } finally {
     await progress.flush();
   }
@@ -49,7 +50,8 @@ export async function processBatch(ctx: AppContext, rawPayload: unknown, helpers
  * crash in between leaves at most two uploads PROCESSING, which the next run redoes, as it redoes
  * any interrupted upload.
  */
-async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpers, opts: BatchJobOptions, emit: Emit) {
+async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpers, opts: BatchJobOptions, progress: Progress) {
+  const { emit, hold } = progress;
   const { batchId } = ProcessBatchPayload.parse(rawPayload);
   const stop = opts.livenessSignal ? AbortSignal.any([helpers.abortSignal, opts.livenessSignal]) : helpers.abortSignal;
   const workerId = helpers.job.locked_by ?? 'unknown';
@@ -60,7 +62,7 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
   counts.now();
   let completed = false;
   try {
-    while (await uploads(ctx, batchId, opts, { stop, jobId: helpers.job.id, workerId, emit, counted: counts.offer })) {
+    while (await uploads(ctx, batchId, opts, { stop, jobId: helpers.job.id, workerId, emit, hold, counted: counts.offer })) {
       if (await completeBatch(ctx.db, batchId)) {
         completed = true;
         break;
@@ -80,7 +82,8 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
   if (completed) emit({ type: 'batch', batchId, terminal: true });
 }
 
-type UploadOptions = BatchJobOptions & Lease & { stop: AbortSignal; emit: Emit; counted: () => void; onRendered?: () => void };
+type UploadOptions = BatchJobOptions &
+  Lease & { stop: AbortSignal; emit: Emit; hold: Progress['hold']; counted: () => void; onRendered?: () => void };
 
 /** The batch's uploads until none is left (true), or until the job hands over or must stop (false). */
 async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, o: Omit<UploadOptions, keyof BatchJobOptions>) {
@@ -105,7 +108,10 @@ async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, 
         await enqueueProcessBatch(ctx.db, { batchId });
         return false;
       }
-      const claim = await claimNextRun(ctx.db, { batchId, after, jobId, workerId });
+      const claiming = claimNextRun(ctx.db, { batchId, after, jobId, workerId });
+      // The previous upload's `completed` waits for this claim, to go out with this one's `started`.
+      o.hold(claiming);
+      const claim = await claiming;
       if (!claim.owner) {
         await finishing;
         ctx.logger.warn({ batchId, jobId, workerId }, 'job lock lost to another worker; stopping');

@@ -22,10 +22,18 @@ export async function emitProgress(ctx: Ctx, event: Unnumbered) {
 export function progressQueue(ctx: Ctx) {
   const queue: Unnumbered[] = [];
   let draining: Promise<void> | undefined;
+  let held: Promise<unknown> | undefined;
   async function drain() {
     // An outcome's commit releases a burst within one tick: the upload's `completed`, the next
     // upload's `started`, the batch's counts. Waiting for the tick to end numbers them together.
     await new Promise(setImmediate);
+    // The next upload's `started` waits for its claim; when that is still on its way, so is this
+    // burst, which then takes it along: one UPDATE and one commit per upload instead of two.
+    const step = held;
+    if (step) {
+      await step.then(noop, noop);
+      await new Promise(setImmediate);
+    }
     while (queue.length) {
       const events = queue.splice(0);
       for (const [batchId, list] of Map.groupBy(events, (e) => e.batchId)) await publishNumbered(ctx, batchId, list);
@@ -36,11 +44,21 @@ export function progressQueue(ctx: Ctx) {
       queue.push(event);
       draining ??= drain().finally(() => (draining = undefined));
     },
+    /** Events that queue while `step` is in flight go out after it, with whatever it emits. */
+    hold(step: Promise<unknown>) {
+      held = step;
+      const release = () => {
+        if (held === step) held = undefined;
+      };
+      step.then(release, release);
+    },
     async flush() {
       while (draining) await draining;
     },
   };
 }
+
+const noop = () => {};
 
 async function publishNumbered(ctx: Ctx, batchId: string, events: Unnumbered[]) {
   try {
