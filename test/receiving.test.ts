@@ -65,6 +65,8 @@ function streamingUpload(url: string, count: number) {
   };
 }
 
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** A file as the multipart parser hands it to the intake: stored, hashed and typed. */
 async function receivedFile(i: number, width: number) {
   const data = await images.png({ width });
@@ -151,7 +153,6 @@ it('files arriving in bursts and pauses, shorter and longer than a group waits, 
 it('the intake commits every file whatever the timing of arrivals, timers and commits', async () => {
   const files = await Promise.all(Array.from({ length: 9 }, (_, i) => receivedFile(i, 200 + i)));
   const intake = batchIntake(app.ctx, userId);
-  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
   // A file that arrives during a commit sets the group timer; the files after it fill the
   // group, which commits before the timer fires: the timer then finds nothing to do.
   intake.add(files[0]!);
@@ -174,7 +175,6 @@ it('the intake commits every file whatever the timing of arrivals, timers and co
 it('files that arrive while a group commits after its timer wait for a group of their own', async () => {
   const files = await Promise.all(Array.from({ length: 6 }, (_, i) => receivedFile(i, 300 + i)));
   const { db } = app.ctx;
-  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const intake = batchIntake(app.ctx, userId);
   intake.add(files[0]!); // committed at once: the batch
   const { batch } = await receivingBatch((_, uploads) => uploads.some((u) => u.position === 0));
