@@ -37,6 +37,9 @@ function assertCompleteStream(events: ProgressEvents, uploadIds: string[]) {
     expect(stages).toContain('thumbnail');
     expect(stages.at(-1)).toBe('completed');
   }
+  // Each event resolves against its own upload's row, read after the change it announces
+  // (events arriving together are read in one statement).
+  for (const f of files) if (f.stage === 'completed') expect(f.upload.status).toBe('COMPLETED');
   // One upload at a time: its events all come before the next upload's first.
   const runs = files.map((f) => f.upload.id).filter((id, i, all) => id !== all[i - 1]);
   expect(runs).toEqual(uploadIds);

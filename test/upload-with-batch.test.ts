@@ -5,10 +5,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { findBatch, insertBatch } from '../src/db/batches.ts';
+import { findBatch, findBatches, insertBatch } from '../src/db/batches.ts';
 import { createDb, createPool, type Database } from '../src/db/database.ts';
 import { uploadColumns } from '../src/db/fragments.ts';
-import { findUpload, findUploadWithBatch, insertUploads } from '../src/db/uploads.ts';
+import { findUpload, findUploadsWithBatch, findUploadWithBatch, insertUploads } from '../src/db/uploads.ts';
 import { createLogger } from '../src/logger.ts';
 import { createTestDatabase } from './helpers/db.ts';
 
@@ -63,4 +63,33 @@ it('returns the same upload and batch rows as the separate reads', async () => {
 
   await db.deleteFrom('uploads').where('id', '=', upload!.id).execute();
   expect(await findUploadWithBatch(db, upload!.id)).toBeUndefined();
+});
+
+it('reads a burst of uploads and batches in one statement, each with its own rows, the missing ones left out', async () => {
+  const user = await db.insertInto('users').values({ email: `${randomUUID()}@example.com`, passwordHash: 'x' }).returning('id').executeTakeFirstOrThrow();
+  const batches = [await insertBatch(db, { userId: user.id, totalUploads: 2 }), await insertBatch(db, { userId: user.id, totalUploads: 1 })];
+  const file = (batchId: string, position: number) => ({
+    batchId,
+    userId: user.id,
+    position,
+    filename: `${position}.png`,
+    mimeType: 'image/png',
+    byteSize: 1 + position,
+    originalKey: `originals/${randomUUID()}.png`,
+  });
+  const uploads = await insertUploads(db, [file(batches[0]!.id, 0), file(batches[0]!.id, 1), file(batches[1]!.id, 0)]);
+  const gone = randomUUID();
+
+  const found = await findUploadsWithBatch(db, [uploads[2]!.id, gone, uploads[0]!.id, uploads[1]!.id]);
+  expect([...found.keys()].sort()).toEqual([uploads[0]!.id, uploads[1]!.id, uploads[2]!.id].sort());
+  for (const u of uploads) {
+    expect(found.get(u.id)).toEqual({ upload: await findUpload(db, u.id), batch: await findBatch(db, u.batchId) });
+  }
+  // The same prepared text serves one id as well as many.
+  expect((await findUploadsWithBatch(db, [uploads[1]!.id])).get(uploads[1]!.id)?.upload.position).toBe(1);
+  expect((await findUploadsWithBatch(db, [])).size).toBe(0);
+
+  const read = await findBatches(db, [gone, batches[1]!.id, batches[0]!.id]);
+  expect(read.map((b) => b.id).sort()).toEqual(batches.map((b) => b.id).sort());
+  for (const b of read) expect(b).toEqual(await findBatch(db, b.id));
 });

@@ -1,7 +1,7 @@
 import { type Selectable, sql } from 'kysely';
 import type { Database } from './database.ts';
 import { prepared } from './prepared.ts';
-import { now, ownedBy } from './fragments.ts';
+import { now, ownedBy, wantedIds } from './fragments.ts';
 import type { Batches } from './types.ts';
 
 export type BatchRow = Selectable<Batches>;
@@ -19,6 +19,19 @@ export async function insertBatch(db: Database, batch: { userId: string; totalUp
 export async function findBatch(db: Database, id: string, userId?: string) {
   const [row] = (await db.executeQuery(prepared(db.selectFrom('batches').selectAll().where('id', '=', id).compile()))).rows;
   return userId === undefined || (row?.userId === userId && row.receivingUntil === null) ? row : undefined;
+}
+
+/** By primary key, any number at once (one prepared statement whatever their number). */
+export async function findBatches(db: Database, ids: readonly string[]) {
+  const query = db
+    .selectFrom(wantedIds(db, ids))
+    .innerJoinLateral(
+      (eb) => eb.selectFrom('batches').selectAll().whereRef('batches.id', '=', 'wanted.id').limit(sql.lit(1)).as('batches'),
+      (join) => join.onTrue(),
+    )
+    .selectAll('batches')
+    .compile();
+  return (await db.executeQuery(prepared(query))).rows;
 }
 
 /** Newest first; `after`/`before` are (createdAt, id) keys, `inverted` walks backwards. */

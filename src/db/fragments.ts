@@ -1,4 +1,4 @@
-import { type AliasedExpression, type ExpressionBuilder, type Selectable, sql } from 'kysely';
+import { type AliasedExpression, type ExpressionBuilder, type Kysely, type Selectable, sql } from 'kysely';
 import type { Batches, DB, Uploads } from './types.ts';
 
 export const now = () => sql<Date>`now()`;
@@ -18,6 +18,15 @@ export const leaseHeld = (l: Lease) =>
  * may read it; after a crash of PostgreSQL just then, the upload is done once more.)
  */
 export const redoableCommit = () => sql<string>`set_config('synchronous_commit', 'off', true)`;
+
+/**
+ * Ids as a table `wanted(id)`, for a statement that looks up any number of rows and stays one
+ * prepared statement. Join the rows LATERAL, by primary key, with a LIMIT (which keeps the join
+ * from being flattened): each is then found by its index whatever the table's size, where a
+ * prepared `id = any($1)` got a generic plan that scanned the whole table.
+ */
+export const wantedIds = (db: Kysely<DB>, ids: readonly string[]) =>
+  db.selectNoFrom(sql<string>`unnest(${ids}::uuid[])`.as('id')).as('wanted');
 
 /** Restricts a batch or upload to its owner; `undefined` means a trusted caller (the worker). */
 export function ownedBy(userId: string | undefined) {

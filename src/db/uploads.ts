@@ -1,4 +1,4 @@
-import { type Insertable, sql } from 'kysely';
+import { type Insertable, type Selectable, sql } from 'kysely';
 import type { CaptureMetadata } from '../services/exif.ts';
 import type { Database } from './database.ts';
 import { prepared } from './prepared.ts';
@@ -13,8 +13,9 @@ import {
   splitBatch,
   uploadColumns,
   type UploadRow,
+  wantedIds,
 } from './fragments.ts';
-import type { Uploads } from './types.ts';
+import type { Batches, Uploads } from './types.ts';
 
 export type { UploadRow } from './fragments.ts';
 
@@ -28,27 +29,40 @@ export async function findUpload(db: Database, id: string, userId?: string) {
   return userId === undefined || row?.userId === userId ? row : undefined;
 }
 
-const uploadWithBatch = (db: Database, id: string) =>
+const uploadsWithBatch = (db: Database, ids: string[]) =>
   db
-    .selectFrom('uploads')
+    .selectFrom(wantedIds(db, ids))
+    .innerJoinLateral(
+      (eb) => eb.selectFrom('uploads').select(uploadColumns).whereRef('uploads.id', '=', 'wanted.id').limit(sql.lit(1)).as('uploads'),
+      (join) => join.onTrue(),
+    )
     .innerJoin('batches', 'batches.id', 'uploads.batchId')
     .select(qualifiedUploadColumns)
     .select(batchPrefixed)
-    .where('uploads.id', '=', id)
     .compile();
 // Compiled once per database: for a select this wide, compiling costs about as much CPU as the
-// round trip the join saves, and progress runs it for every event.
-const compiledUploadWithBatch = new WeakMap<Database, ReturnType<typeof uploadWithBatch>>();
+// round trip the join saves, and progress runs it for every burst of events.
+const compiledUploadsWithBatch = new WeakMap<Database, ReturnType<typeof uploadsWithBatch>>();
+
+/**
+ * Uploads with their batches in one round trip, by id; an upload that is gone is missing from
+ * the map (its batch may not be). One text for any number of ids, so it stays one prepared statement.
+ */
+export async function findUploadsWithBatch(db: Database, ids: readonly string[]) {
+  let compiled = compiledUploadsWithBatch.get(db);
+  if (!compiled) compiledUploadsWithBatch.set(db, (compiled = uploadsWithBatch(db, [])));
+  const query: typeof compiled = { ...compiled, parameters: [ids] }; // the id array is its only parameter
+  const found = new Map<string, { upload: UploadRow; batch: Selectable<Batches> }>();
+  for (const row of (await db.executeQuery(prepared(query))).rows) {
+    const { batch, rest } = splitBatch(row);
+    found.set(rest.id, { upload: rest satisfies UploadRow, batch });
+  }
+  return found;
+}
 
 /** An upload with its batch in one round trip; undefined when the upload is gone (the batch may not be). */
 export async function findUploadWithBatch(db: Database, id: string) {
-  let compiled = compiledUploadWithBatch.get(db);
-  if (!compiled) compiledUploadWithBatch.set(db, (compiled = uploadWithBatch(db, id)));
-  const query: typeof compiled = { ...compiled, parameters: [id] }; // the id is its only parameter
-  const [row] = (await db.executeQuery(prepared(query))).rows;
-  if (!row) return undefined;
-  const { batch, rest } = splitBatch(row);
-  return { upload: rest satisfies UploadRow, batch };
+  return (await findUploadsWithBatch(db, [id])).get(id);
 }
 
 /** In creation order; cursors are positions within the batch. */

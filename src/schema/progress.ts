@@ -1,6 +1,8 @@
+import DataLoader from 'dataloader';
 import type { GraphQLContext } from '../context.ts';
-import { type BatchRow, findBatch } from '../db/batches.ts';
-import { findUploadWithBatch, type UploadRow } from '../db/uploads.ts';
+import { type BatchRow, findBatch, findBatches } from '../db/batches.ts';
+import type { Database } from '../db/database.ts';
+import { findUploadsWithBatch, type UploadRow } from '../db/uploads.ts';
 import type { ProgressEvent, ResyncEvent, Subscription } from '../services/events.ts';
 import { BatchRef, isTerminal } from './batch.ts';
 import { builder } from './builder.ts';
@@ -65,6 +67,9 @@ builder.subscriptionField('batchProgress', (t) =>
  * Every event is resolved against fresh rows: no loader outlives a single event.
  */
 async function* progressStream(ctx: GraphQLContext, events: Subscription, batchId: string, userId: string): AsyncGenerator<ProgressShape> {
+  // Events that arrive while an earlier one is still being read or sent are read at once, in the
+  // same statement as whatever else arrived with them: a burst costs one round trip, not one each.
+  events.prefetch = (event) => void rowsFor(ctx, event);
   try {
     const snapshot = await findBatch(ctx.db, batchId, userId);
     if (!snapshot) return;
@@ -90,24 +95,34 @@ async function* progressStream(ctx: GraphQLContext, events: Subscription, batchI
   }
 }
 
+type Item = ProgressEvent | ResyncEvent;
 type EventRows = { batch: BatchRow | undefined; upload?: UploadRow };
 // The bus hands every subscriber in this process the same event object, so one read per
 // event serves them all; the entry goes with the event, so no row outlives it.
-const eventRows = new WeakMap<object, Promise<EventRows>>();
+const eventRows = new WeakMap<Item, Promise<EventRows>>();
+// Batches the reads of one tick into one statement. No cache: every event reads fresh rows.
+const loaders = new WeakMap<Database, DataLoader<Item, EventRows>>();
 
-function rowsFor(ctx: GraphQLContext, event: ProgressEvent | ResyncEvent): Promise<EventRows> {
+function rowsFor(ctx: GraphQLContext, event: Item): Promise<EventRows> {
   let rows = eventRows.get(event);
-  if (!rows) eventRows.set(event, (rows = readRows(ctx, event)));
+  if (!rows) {
+    let loader = loaders.get(ctx.db);
+    if (!loader) loaders.set(ctx.db, (loader = new DataLoader((events) => readRows(ctx.db, events), { cache: false })));
+    eventRows.set(event, (rows = loader.load(event)));
+    rows.catch(() => {}); // a prefetched read is awaited, and fails, only if its event is reached
+  }
   return rows;
 }
 
-async function readRows(ctx: GraphQLContext, event: ProgressEvent | ResyncEvent): Promise<EventRows> {
-  if (event.type === 'file') {
-    const rows = await findUploadWithBatch(ctx.db, event.uploadId);
-    if (rows) return rows;
-    // A missing upload hides its batch from the join, yet only a deleted batch ends the stream.
-  }
-  return { batch: await findBatch(ctx.db, event.batchId) };
+async function readRows(db: Database, events: readonly Item[]): Promise<EventRows[]> {
+  const uploadIds = new Set(events.flatMap((e) => (e.type === 'file' ? [e.uploadId] : [])));
+  const uploads: Awaited<ReturnType<typeof findUploadsWithBatch>> = uploadIds.size ? await findUploadsWithBatch(db, [...uploadIds]) : new Map();
+  const batches = new Map<string, BatchRow>();
+  for (const { batch } of uploads.values()) batches.set(batch.id, batch);
+  // A missing upload hides its batch from the join, yet only a deleted batch ends the stream.
+  const unread = new Set(events.map((e) => e.batchId).filter((id) => !batches.has(id)));
+  if (unread.size) for (const batch of await findBatches(db, [...unread])) batches.set(batch.id, batch);
+  return events.map((e) => (e.type === 'file' && uploads.get(e.uploadId)) || { batch: batches.get(e.batchId) });
 }
 
 /**

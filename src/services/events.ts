@@ -28,6 +28,8 @@ type Listener = (e: Item) => void;
 
 // A subscriber that stops reading keeps only the newest events instead of growing without bound.
 const BUFFER = 1000;
+// Of those, the first few are prefetched; a subscriber that stops reading holds no more rows than that.
+const PREFETCH = 16;
 const SUBSCRIBE_WAIT_MS = 2000;
 const MISSED_MAX = 10_000;
 
@@ -38,6 +40,8 @@ export class Subscription implements AsyncIterableIterator<Item> {
   #closed = false;
   #onClose: () => void;
   readonly listener: Listener = (e) => this.#push(e);
+  /** Told of each item as it arrives, while few wait (to start work on it early). */
+  prefetch: ((e: Item) => void) | undefined;
 
   constructor(onClose: (l: Listener) => void) {
     this.#onClose = () => onClose(this.listener);
@@ -45,6 +49,7 @@ export class Subscription implements AsyncIterableIterator<Item> {
 
   #push(e: Item) {
     if (this.#closed) return;
+    if (this.#queue.length < PREFETCH) this.prefetch?.(e);
     if (this.#waiting) {
       const w = this.#waiting;
       this.#waiting = undefined;
