@@ -70,9 +70,8 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A file as the multipart parser hands it to the intake: stored, hashed and typed. */
 async function receivedFile(i: number, width: number) {
   const data = await images.png({ width });
-  const { path, handle } = await app.ctx.storage.createIncoming();
-  await handle.writeFile(data);
-  await handle.close();
+  const { path, write } = app.ctx.storage.createIncoming();
+  await write(data);
   const sha256 = createHash('sha256').update(data).digest('hex');
   return new ReceivedFile({ filename: `${i}.png`, clientMimeType: 'image/png', tempPath: path, byteSize: data.length, sha256, detected: await detectImageType(data), rejection: null });
 }

@@ -276,8 +276,9 @@ describe('who may stream, and how many at once', () => {
   });
 
   it('a fifth concurrent upload from one user → 429 TOO_MANY_UPLOADS; other users are unaffected', async () => {
-    const stalled = Array.from({ length: 4 }, () => rawUpload(uploadParts(CREATE, 1), { name: '0', filename: 'slow.png', bytes: 1024 * MiB, stallAfter: 64 * 1024 }));
-    // All four are counted once each has a temp file in incoming/.
+    const stalled = Array.from({ length: 4 }, () => rawUpload(uploadParts(CREATE, 1), { name: '0', filename: 'slow.png', bytes: 1024 * MiB, stallAfter: 320 * 1024 }));
+    // All four are counted once each has a temp file in incoming/ (created once a file outgrows
+    // the 256 KiB the receiver holds in memory).
     const incoming = async () => (await filesUnder(app.storageDir)).filter((f) => f.startsWith('incoming/')).length;
     for (let i = 0; i < 200 && (await incoming()) < 4; i++) await new Promise((r) => setTimeout(r, 20));
     expect(await incoming()).toBe(4);

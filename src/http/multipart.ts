@@ -436,9 +436,10 @@ async function receiveFile(
     return rejected(batchRejection);
   }
 
-  const { path: tempPath, handle } = await storage.createIncoming();
+  const incoming = storage.createIncoming();
+  const tempPath = incoming.path;
   batch.tempPaths.add(tempPath);
-  const spool = new Spool(handle, batch.buffer);
+  const spool = new Spool(incoming, batch.buffer);
   const hash = createHash('sha256');
   const head: Buffer[] = [];
   let headBytes = 0;

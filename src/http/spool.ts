@@ -1,11 +1,13 @@
 import type { FileHandle } from 'node:fs/promises';
+import type { IncomingFile } from '../services/storage.ts';
 import { SCAN_BYTES } from './inspect.ts';
 
 /**
  * Up to this much of a file is held in memory before any of it is written. Each write, and each
  * read back for the checks, is a thread-pool round trip that cost more than the bytes themselves:
  * a photo that fits is written once and checked from memory. Larger files are written in pieces
- * of about this size. Every upload streaming at once holds this much, so it stays small.
+ * of about this size. Every upload streaming at once holds this much, so it stays small. The file
+ * is created only when its first piece must go out, or with all of it at the end.
  */
 export const MEMORY_BYTES = 256 * 1024;
 
@@ -20,14 +22,15 @@ export interface Spooled {
 /** Collects one received file into a buffer reused across a request's files, written out in large writes. */
 export class Spool {
   buffer: Buffer;
-  #handle: FileHandle;
+  #file: IncomingFile;
+  #handle: FileHandle | null = null;
   #len = 0;
   /** The start of `buffer` already on disk, kept there as the file's tail so far. */
   #carried = 0;
   #head: Buffer | null = null;
 
-  constructor(handle: FileHandle, buffer?: Buffer) {
-    this.#handle = handle;
+  constructor(file: IncomingFile, buffer?: Buffer) {
+    this.#file = file;
     this.buffer = buffer ?? Buffer.allocUnsafe(MEMORY_BYTES);
   }
 
@@ -54,17 +57,19 @@ export class Spool {
 
   /** Writes the rest and closes the file. */
   async finish(): Promise<void> {
+    if (!this.#handle) return this.#file.write(this.buffer.subarray(0, this.#len));
     if (this.#len > this.#carried) await writeAll(this.#handle, this.buffer.subarray(this.#carried, this.#len));
     await this.#handle.close();
   }
 
-  /** Closes the file without writing what is left (the caller removes it). */
+  /** Closes the file, if it was created, without writing what is left (the caller removes it). */
   async discard(): Promise<void> {
     this.#len = this.#carried = 0;
-    await this.#handle.close().catch(() => {});
+    await this.#handle?.close().catch(() => {});
   }
 
   async #flush() {
+    this.#handle ??= await this.#file.open();
     await writeAll(this.#handle, this.buffer.subarray(this.#carried, this.#len));
     this.#head ??= Buffer.from(this.buffer.subarray(0, SCAN_BYTES));
     this.buffer.copyWithin(0, this.#len - SCAN_BYTES, this.#len);
