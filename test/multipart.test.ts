@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -128,6 +128,7 @@ describe('sanitizeFilename', () => {
 describe('streaming multipart uploads', () => {
   let url: string;
   let bigUrl: string;
+  let manyUrl: string;
   let png: Uint8Array<ArrayBuffer>;
 
   beforeAll(async () => {
@@ -135,6 +136,7 @@ describe('streaming multipart uploads', () => {
     keepDir = await mkdtemp(path.join(tmpdir(), 'darkroom-kept-'));
     url = await start({ maxFiles: 4, maxFileBytes: 100_000, maxBatchBytes: 150_000 });
     bigUrl = await start({ maxFiles: 1, maxFileBytes: 300 * 2 ** 20, maxBatchBytes: 300 * 2 ** 20 });
+    manyUrl = await start({ maxFiles: 4, maxFileBytes: 8 * 2 ** 20, maxBatchBytes: 32 * 2 ** 20 });
     png = await image('png');
   });
 
@@ -159,6 +161,21 @@ describe('streaming multipart uploads', () => {
     }
     const last = await readFile(path.join(keepDir, String(kept - 1)));
     expect(sha256(last)).toBe(sha256(files.at(-1)!.data));
+    expect(await incoming()).toEqual([]);
+  });
+
+  it('stores files written in several pieces byte for byte, one after another in a request', async () => {
+    // Larger files than the spool's 256 KiB buffer go out in pieces, each written while the next
+    // fills the other buffer; the request's later files reuse both buffers.
+    const sizes = [300 * 1024, 1300 * 1024 + 17, 5 * 1024, 3 * 2 ** 20 + 1];
+    const files = sizes.map((n, i) => ({ name: `big${i}.png`, type: 'image/png', data: new Uint8Array(Buffer.concat([png, randomBytes(n)])) }));
+    const before = kept;
+    const infos = await upload(manyUrl, files);
+    for (const [i, info] of infos.entries()) {
+      expect(info).toMatchObject({ code: null, format: 'png', byteSize: files[i]!.data.length, sha256: sha256(files[i]!.data) });
+    }
+    const stored = await Promise.all(Array.from({ length: kept - before }, async (_, k) => sha256(await readFile(path.join(keepDir, String(before + k))))));
+    expect(stored.sort()).toEqual(files.map((f) => sha256(f.data)).sort());
     expect(await incoming()).toEqual([]);
   });
 
