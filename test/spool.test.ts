@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SCAN_BYTES } from '../src/http/inspect.ts';
 import { MEMORY_BYTES, Spool } from '../src/http/spool.ts';
-import type { IncomingFile } from '../src/services/storage.ts';
+import type { TempFile } from '../src/services/storage.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -27,7 +27,7 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 function slowFile(name: string) {
   const fifo = path.join(dir, name);
   execFileSync('mkfifo', [fifo]);
-  const file: IncomingFile = { path: fifo, open: () => open(fifo, 'w'), write: (data) => writeFile(fifo, data) };
+  const file: TempFile = { path: fifo, open: () => open(fifo, 'w'), write: (data) => writeFile(fifo, data) };
   const read = (async () => {
     const parts: Buffer[] = [];
     for await (const chunk of createReadStream(fifo, { highWaterMark: 16 * 1024 })) {

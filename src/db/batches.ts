@@ -22,7 +22,8 @@ export async function findBatch(db: Database, id: string, userId?: string) {
 }
 
 /** By primary key, any number at once (one prepared statement whatever their number). */
-export async function findBatches(db: Database, ids: readonly string[]) {
+export async function findBatches(db: Database, ids: readonly string[]): Promise<BatchRow[]> {
+  if (ids.length === 0) return [];
   const query = db
     .selectFrom(wantedIds(db, ids))
     .innerJoinLateral(

@@ -49,10 +49,11 @@ const compiledUploadsWithBatch = new WeakMap<Database, ReturnType<typeof uploads
  * the map (its batch may not be). One text for any number of ids, so it stays one prepared statement.
  */
 export async function findUploadsWithBatch(db: Database, ids: readonly string[]) {
+  const found = new Map<string, { upload: UploadRow; batch: Selectable<Batches> }>();
+  if (ids.length === 0) return found;
   let compiled = compiledUploadsWithBatch.get(db);
   if (!compiled) compiledUploadsWithBatch.set(db, (compiled = uploadsWithBatch(db, [])));
   const query: typeof compiled = { ...compiled, parameters: [ids] }; // the id array is its only parameter
-  const found = new Map<string, { upload: UploadRow; batch: Selectable<Batches> }>();
   for (const row of (await db.executeQuery(prepared(query))).rows) {
     const { batch, rest } = splitBatch(row);
     found.set(rest.id, { upload: rest satisfies UploadRow, batch });

@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import type { IncomingFile } from '../services/storage.ts';
+import type { TempFile } from '../services/storage.ts';
 import { SCAN_BYTES } from './inspect.ts';
 
 /**
@@ -22,14 +22,14 @@ export interface Spooled {
 /** Collects one received file into a buffer reused across a request's files, written out in large writes. */
 export class Spool {
   buffer: Buffer;
-  #file: IncomingFile;
+  #file: TempFile;
   #handle: FileHandle | null = null;
   #len = 0;
   /** The start of `buffer` already on disk, kept there as the file's tail so far. */
   #carried = 0;
   #head: Buffer | null = null;
 
-  constructor(file: IncomingFile, buffer?: Buffer) {
+  constructor(file: TempFile, buffer?: Buffer) {
     this.#file = file;
     this.buffer = buffer ?? Buffer.allocUnsafe(MEMORY_BYTES);
   }

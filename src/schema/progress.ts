@@ -116,12 +116,12 @@ function rowsFor(ctx: GraphQLContext, event: Item): Promise<EventRows> {
 
 async function readRows(db: Database, events: readonly Item[]): Promise<EventRows[]> {
   const uploadIds = new Set(events.flatMap((e) => (e.type === 'file' ? [e.uploadId] : [])));
-  const uploads: Awaited<ReturnType<typeof findUploadsWithBatch>> = uploadIds.size ? await findUploadsWithBatch(db, [...uploadIds]) : new Map();
+  const uploads = await findUploadsWithBatch(db, [...uploadIds]);
   const batches = new Map<string, BatchRow>();
   for (const { batch } of uploads.values()) batches.set(batch.id, batch);
   // A missing upload hides its batch from the join, yet only a deleted batch ends the stream.
   const unread = new Set(events.map((e) => e.batchId).filter((id) => !batches.has(id)));
-  if (unread.size) for (const batch of await findBatches(db, [...unread])) batches.set(batch.id, batch);
+  for (const batch of await findBatches(db, [...unread])) batches.set(batch.id, batch);
   return events.map((e) => (e.type === 'file' && uploads.get(e.uploadId)) || { batch: batches.get(e.batchId) });
 }
 

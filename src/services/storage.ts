@@ -10,7 +10,7 @@ import path from 'node:path';
 export interface Storage {
   readonly root: string;
   /** A fresh path for a file being received; callers write it (at most once), then commit or remove it. */
-  createIncoming(): IncomingFile;
+  createIncoming(): TempFile;
   /** Moves a received file to its permanent key (same filesystem, so a rename). */
   commit(tempPath: string, key: string): Promise<void>;
   put(key: string, data: Buffer): Promise<void>;
@@ -24,7 +24,7 @@ export interface Storage {
   sweepIncoming(maxAgeMs: number): Promise<number>;
 }
 
-export interface IncomingFile {
+export interface TempFile {
   readonly path: string;
   /** Creates the file, open for writing, for one that arrives in pieces; the caller closes it. */
   open(): Promise<FileHandle>;
