@@ -1,6 +1,6 @@
 import { type Selectable, sql } from 'kysely';
 import type { Database } from './database.ts';
-import { prepared } from './prepared.ts';
+import { statement } from './prepared.ts';
 import { now, ownedBy, wantedIds } from './fragments.ts';
 import type { Batches } from './types.ts';
 
@@ -12,28 +12,32 @@ export async function insertBatch(db: Database, batch: { userId: string; totalUp
   return db.insertInto('batches').values(batch).returningAll().executeTakeFirstOrThrow();
 }
 
+const batchById = statement((db, v: { id: string }) => db.selectFrom('batches').selectAll().where('id', '=', v.id));
+
 /**
  * By primary key alone, the owner compared here: no plan can pick the user index for it.
  * For an owner, a batch whose request is still being received does not exist yet.
  */
 export async function findBatch(db: Database, id: string, userId?: string) {
-  const [row] = (await db.executeQuery(prepared(db.selectFrom('batches').selectAll().where('id', '=', id).compile()))).rows;
+  const [row] = (await batchById(db, { id })).rows;
   return userId === undefined || (row?.userId === userId && row.receivingUntil === null) ? row : undefined;
 }
 
 /** By primary key, any number at once (one prepared statement whatever their number). */
 export async function findBatches(db: Database, ids: readonly string[]): Promise<BatchRow[]> {
   if (ids.length === 0) return [];
-  const query = db
-    .selectFrom(wantedIds(db, ids))
+  return (await batchesByIds(db, { ids })).rows;
+}
+
+const batchesByIds = statement((db, v: { ids: readonly string[] }) =>
+  db
+    .selectFrom(wantedIds(db, v.ids))
     .innerJoinLateral(
       (eb) => eb.selectFrom('batches').selectAll().whereRef('batches.id', '=', 'wanted.id').limit(sql.lit(1)).as('batches'),
       (join) => join.onTrue(),
     )
-    .selectAll('batches')
-    .compile();
-  return (await db.executeQuery(prepared(query))).rows;
-}
+    .selectAll('batches'),
+);
 
 /** Newest first; `after`/`before` are (createdAt, id) keys, `inverted` walks backwards. */
 export async function listBatches(
@@ -145,15 +149,17 @@ export async function finishAbandonedBatches(db: Database) {
 
 /** Takes the batch's next `count` event numbers and returns the last; undefined when the batch is gone. */
 export async function nextEventSeq(db: Database, id: string, count = 1) {
-  const query = db
-    .updateTable('batches')
-    .set((eb) => ({ eventSeq: eb('eventSeq', '+', count) }))
-    .where('id', '=', id)
-    .returning('eventSeq')
-    .compile();
-  const [row] = (await db.executeQuery(prepared(query))).rows;
+  const [row] = (await takeEventSeq(db, { id, count })).rows;
   return row?.eventSeq;
 }
+
+const takeEventSeq = statement((db, v: { id: string; count: number }) =>
+  db
+    .updateTable('batches')
+    .set((eb) => ({ eventSeq: eb('eventSeq', '+', v.count) }))
+    .where('id', '=', v.id)
+    .returning('eventSeq'),
+);
 
 /** Stops a batch that has not finished; its unstarted uploads stay PENDING. */
 export async function cancelBatch(db: Database, id: string, userId: string) {

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Database } from './database.ts';
 import { type Lease, leaseHeld, redoableCommit, uploadRowSql } from './fragments.ts';
-import { prepared } from './prepared.ts';
+import { statement } from './prepared.ts';
 import type { UploadRow } from './uploads.ts';
 
 export type RunOutcome = 'COMPLETED' | 'RETRY' | 'FAILED' | 'ABORTED';
@@ -29,7 +29,18 @@ export type Claim =
  * redoableCommit), so it does not wait for the WAL flush.
  */
 export async function claimNextRun(db: Database, c: Lease & { batchId: string; after: number }): Promise<Claim> {
-  const query = sql<UploadRow & { owner: boolean; runId: string | null; followingId: string | null; followingKey: string | null; followingMime: string | null }>`
+  const { rows } = await claiming(db, { batchId: c.batchId, after: c.after, jobId: c.jobId, workerId: c.workerId });
+  const { owner, runId, followingId, followingKey, followingMime, ...upload } = rows[0]!;
+  if (!owner) return { owner: false };
+  if (!runId) return { owner: true, upload: undefined };
+  const following = followingId ? { id: followingId, originalKey: followingKey!, mimeType: followingMime! } : undefined;
+  return { owner: true, upload: upload as UploadRow, runId, following };
+}
+
+type ClaimRow = UploadRow & { owner: boolean; runId: string | null; followingId: string | null; followingKey: string | null; followingMime: string | null };
+
+const claiming = statement(
+  (_db, c: Lease & { batchId: string; after: number }) => sql<ClaimRow>`
     with owner as (
       select ${leaseHeld(c)} as ok, ${redoableCommit()} as redoable
     ), next as (
@@ -50,14 +61,8 @@ export async function claimNextRun(db: Database, c: Lease & { batchId: string; a
     )
     select owner.ok as owner, (select id from run) as run_id, peek.id as following_id,
            peek.original_key as following_key, peek.mime_type as following_mime, started.*
-      from owner left join started on true left join peek on true`.compile(db);
-  const { rows } = await db.executeQuery(prepared(query));
-  const { owner, runId, followingId, followingKey, followingMime, ...upload } = rows[0]!;
-  if (!owner) return { owner: false };
-  if (!runId) return { owner: true, upload: undefined };
-  const following = followingId ? { id: followingId, originalKey: followingKey!, mimeType: followingMime! } : undefined;
-  return { owner: true, upload: upload as UploadRow, runId, following };
-}
+      from owner left join started on true left join peek on true`,
+);
 
 export async function finishRun(db: Database, id: string, outcome: RunOutcome) {
   await db

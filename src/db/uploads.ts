@@ -1,7 +1,7 @@
-import { type Insertable, type Selectable, sql } from 'kysely';
+import { type Insertable, type Selectable, sql, type Updateable } from 'kysely';
 import type { CaptureMetadata } from '../services/exif.ts';
 import type { Database } from './database.ts';
-import { prepared } from './prepared.ts';
+import { statement } from './prepared.ts';
 import {
   batchPrefixed,
   type Lease,
@@ -29,20 +29,17 @@ export async function findUpload(db: Database, id: string, userId?: string) {
   return userId === undefined || row?.userId === userId ? row : undefined;
 }
 
-const uploadsWithBatch = (db: Database, ids: string[]) =>
+const uploadsWithBatch = statement((db, v: { ids: readonly string[] }) =>
   db
-    .selectFrom(wantedIds(db, ids))
+    .selectFrom(wantedIds(db, v.ids))
     .innerJoinLateral(
       (eb) => eb.selectFrom('uploads').select(uploadColumns).whereRef('uploads.id', '=', 'wanted.id').limit(sql.lit(1)).as('uploads'),
       (join) => join.onTrue(),
     )
     .innerJoin('batches', 'batches.id', 'uploads.batchId')
     .select(qualifiedUploadColumns)
-    .select(batchPrefixed)
-    .compile();
-// Compiled once per database: for a select this wide, compiling costs about as much CPU as the
-// round trip the join saves, and progress runs it for every burst of events.
-const compiledUploadsWithBatch = new WeakMap<Database, ReturnType<typeof uploadsWithBatch>>();
+    .select(batchPrefixed),
+);
 
 /**
  * Uploads with their batches in one round trip, by id; an upload that is gone is missing from
@@ -51,10 +48,7 @@ const compiledUploadsWithBatch = new WeakMap<Database, ReturnType<typeof uploads
 export async function findUploadsWithBatch(db: Database, ids: readonly string[]) {
   const found = new Map<string, { upload: UploadRow; batch: Selectable<Batches> }>();
   if (ids.length === 0) return found;
-  let compiled = compiledUploadsWithBatch.get(db);
-  if (!compiled) compiledUploadsWithBatch.set(db, (compiled = uploadsWithBatch(db, [])));
-  const query: typeof compiled = { ...compiled, parameters: [ids] }; // the id array is its only parameter
-  for (const row of (await db.executeQuery(prepared(query))).rows) {
+  for (const row of (await uploadsWithBatch(db, { ids })).rows) {
     const { batch, rest } = splitBatch(row);
     found.set(rest.id, { upload: rest satisfies UploadRow, batch });
   }
@@ -129,24 +123,34 @@ export async function finishUpload(
     outcome.status === 'COMPLETED'
       ? { ...outcome, errorMessage: null }
       : { status: outcome.status, errorMessage: outcome.errorMessage };
-  const counter = outcome.status === 'COMPLETED' ? 'successfulUploads' : 'failedUploads';
+  const { jobId, workerId, id: runId, uploadId, batchId, endedAt } = run;
+  const [row] = (await finishing(db, { jobId, workerId, runId, uploadId, batchId, endedAt, ...values }, outcome.status)).rows;
+  return row!;
+}
+
+type Finishing = Lease & { runId: string; uploadId: string; batchId: string; endedAt: Date } & Omit<Updateable<Uploads>, 'id' | 'batchId'>;
+
+// The text depends on the outcome: its columns, and which counter it adds to.
+const finishing = statement((db, v: Finishing, status: UploadOutcome['status']) => {
+  const { jobId, workerId, runId, uploadId, batchId, endedAt, ...columns } = v;
+  const counter = status === 'COMPLETED' ? 'successfulUploads' : 'failedUploads';
   // Checked once; every write below depends on it.
   const holds = sql<boolean>`(select ok from lease)`;
-  const query = db
-    .with('lease', (qb) => qb.selectNoFrom([leaseHeld(run).as('ok'), redoableCommit().as('redoable')]))
+  return db
+    .with('lease', (qb) => qb.selectNoFrom([leaseHeld({ jobId, workerId }).as('ok'), redoableCommit().as('redoable')]))
     .with('run', (qb) =>
       qb
         .updateTable('uploadRuns')
-        .set({ outcome: outcome.status, finishedAt: run.endedAt })
-        .where('id', '=', run.id)
+        .set({ outcome: status, finishedAt: endedAt })
+        .where('id', '=', runId)
         .where(holds)
         .returning('id'),
     )
     .with('done', (qb) =>
       qb
         .updateTable('uploads')
-        .set((eb) => ({ ...values, attempts: eb('attempts', '+', 1), completedAt: now(), updatedAt: now() }))
-        .where('id', '=', run.uploadId)
+        .set((eb) => ({ ...columns, attempts: eb('attempts', '+', 1), completedAt: now(), updatedAt: now() }))
+        .where('id', '=', uploadId)
         .where('status', '=', 'PROCESSING')
         .where(holds)
         .returning('id'),
@@ -155,16 +159,13 @@ export async function finishUpload(
       qb
         .updateTable('batches')
         .set((eb) => ({ [counter]: eb(counter, '+', 1), updatedAt: now() }))
-        .where('id', '=', run.batchId)
+        .where('id', '=', batchId)
         .where((eb) => eb.exists(eb.selectFrom('done').select('done.id')))
         .returning('id'),
     )
     .selectFrom('lease')
-    .select((eb) => [eb.exists(eb.selectFrom('done').select('done.id')).as('finished'), 'lease.ok as leaseHeld'])
-    .compile();
-  const [row] = (await db.executeQuery(prepared(query))).rows;
-  return row!;
-}
+    .select((eb) => [eb.exists(eb.selectFrom('done').select('done.id')).as('finished'), 'lease.ok as leaseHeld']);
+});
 
 export async function deleteUploadRow(db: Database, id: string) {
   return db.deleteFrom('uploads').where('id', '=', id).returning(uploadColumns).executeTakeFirst();
