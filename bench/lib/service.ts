@@ -60,7 +60,8 @@ export function spawnService(mode: 'api' | 'worker' | 'all', env: Record<string,
   // one file per thread in it (Node's default names carry the thread id; a fixed name would let
   // a media thread's profile overwrite the main thread's).
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_CPU_PROF, `${mode}-${Date.now()}`)}`] : [];
-  const child = spawn(process.execPath, [...prof, MAIN, mode], {
+  const flags = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...flags, ...prof, MAIN, mode], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
