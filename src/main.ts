@@ -1,3 +1,4 @@
+import './v8-flags.ts';
 import { type Mode, createAppContext } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
 import type { WorkerHandle } from './jobs/worker.ts';
