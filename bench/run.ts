@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkDocuments } from './lib/client.ts';
 import type { BenchContext } from './lib/context.ts';
-import { createScratchDatabases } from './lib/database.ts';
+import { createScratchDatabases, statementCost } from './lib/database.ts';
 import { describeMachine } from './lib/machine.ts';
 import { loadPhotos } from './lib/photos.ts';
 import { Report } from './lib/report.ts';
@@ -68,6 +68,12 @@ try {
   const { source, photos } = await loadPhotos(args.photos);
   console.log(`photos: ${photos.length} from ${source}`);
   dbs = await createScratchDatabases();
+  const statement = await statementCost();
+  Object.assign(machine, { statementCostUs: statement });
+  console.log(
+    `postgres: a statement costs its backend ${statement.backToBackUs.toFixed(0)} µs of CPU back to back, ` +
+      `${statement.spacedUs.toFixed(0)} µs when they come 10 ms apart, as the pipeline's do`,
+  );
   const base = { quick: args.quick!, photos, cores: machine.cores, dbs, tmp, report, log };
   for (const s of selected) {
     const b: BenchContext = { ...base, note: (line) => report.note(s.name, line) };

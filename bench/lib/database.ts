@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { createDb, createPool } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
@@ -124,5 +126,30 @@ export async function runTimeline(url: string, batchIds: string[]) {
     );
     const row = rows[0]!;
     return { runs: Number(row.runs), runMs: row.run_ms, gapMs: row.gap_ms ?? NaN };
+  });
+}
+
+/**
+ * What one statement costs its PostgreSQL backend on this machine, in µs of CPU: back to back,
+ * and arriving every 10 ms, as every statement of the pipeline does (the backend has slept and
+ * other work has run meanwhile). Read from the scheduler's own runtime (/proc/<pid>/schedstat,
+ * in ns), not from tick-sampled CPU times. Machines differ most in the second: waking a process
+ * costs far more on some virtual machines than on others.
+ */
+export async function statementCost() {
+  return withAdmin(async (client) => {
+    const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
+    const runtime = async () => Number((await readFile(`/proc/${rows[0]!.pid}/schedstat`, 'utf8')).split(' ')[0]) / 1000;
+    const per = async (n: number, gapMs: number) => {
+      const q = { name: 'bench_probe', text: 'select 1' };
+      await client.query(q);
+      const t0 = await runtime();
+      for (let i = 0; i < n; i++) {
+        await client.query(q);
+        if (gapMs) await delay(gapMs);
+      }
+      return ((await runtime()) - t0) / n;
+    };
+    return { backToBackUs: await per(1000, 0), spacedUs: await per(150, 10) };
   });
 }
