@@ -50,6 +50,8 @@ const tmp = await mkdtemp(path.join(os.tmpdir(), 'darkroom-bench-'));
 const report = new Report();
 let dbs: BenchContext['dbs'] | undefined;
 let exitCode = 0;
+// What one statement costs a PostgreSQL backend here (see statementCost), for the header and the JSON.
+let statement: Awaited<ReturnType<typeof statementCost>> | undefined;
 
 // Whatever ends the run early still removes what it created: child processes, databases, files.
 const emergency = (code: number) => {
@@ -68,8 +70,7 @@ try {
   const { source, photos } = await loadPhotos(args.photos);
   console.log(`photos: ${photos.length} from ${source}`);
   dbs = await createScratchDatabases();
-  const statement = await statementCost();
-  Object.assign(machine, { statementCostUs: statement });
+  statement = await statementCost();
   console.log(
     `postgres: a statement costs its backend ${statement.backToBackUs.toFixed(0)} µs of CPU back to back, ` +
       `${statement.spacedUs.toFixed(0)} µs when they come 10 ms apart, as the pipeline's do`,
@@ -100,6 +101,6 @@ console.log('');
 console.log(report.rawNumbers());
 console.log('');
 console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-if (args.json) await writeFile(args.json, JSON.stringify({ machine, quick: args.quick, figures: report.figures, raw: Object.fromEntries(report.raw) }, null, 2));
+if (args.json) await writeFile(args.json, JSON.stringify({ machine: { ...machine, statementCostUs: statement }, quick: args.quick, figures: report.figures, raw: Object.fromEntries(report.raw) }, null, 2));
 // Sockets kept alive by clients and pools should not hold the process open.
 process.exit(exitCode);
