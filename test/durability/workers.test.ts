@@ -44,6 +44,31 @@ it('two workers share several batches, each batch processed by one worker at a t
   }
 }, 120_000);
 
+it('a batch created behind a long one gets its turn when the long one hands over, not after it', async () => {
+  slowModel(model, 100);
+  const api = client(app);
+  const { token } = await api.signUp();
+  const long = await uploadBatch(api, token, 20);
+  // One slot, busy with the long batch before the short one exists.
+  const env = { ...app.env, OLLAMA_URL: model.url, WORKER_CONCURRENCY: '1', JOB_SLICE_MS: '500', LOG_LEVEL: 'warn' };
+  const worker = spawnService('worker', env);
+  try {
+    await waitForUploads(app.ctx.db, long.dbId, (rows) => rows.some((r) => r.status === 'COMPLETED'));
+    const short = await uploadBatch(api, token, 2);
+    const done = await waitForBatch(app.ctx.db, short.dbId, ['COMPLETED'], 60_000);
+    // Handed over at the end of its slice, the long batch's next job queues behind the short one.
+    const rows = await app.ctx.db.selectFrom('uploads').select('status').where('batchId', '=', long.dbId).execute();
+    expect(rows.filter((r) => r.status !== 'COMPLETED').length, 'the long batch was still unfinished').toBeGreaterThan(0);
+    expect(done).toMatchObject({ successfulUploads: 2, failedUploads: 0 });
+    await waitForBatch(app.ctx.db, long.dbId, ['COMPLETED'], 60_000);
+  } finally {
+    expect(await worker.stop('SIGTERM')).toBe(0);
+  }
+  expectNoOverlap(await listRuns(app.ctx.db, [long.dbId]));
+  const { batch } = await expectCountsMatchRows(app.ctx.db, long.dbId);
+  expect(batch).toMatchObject({ successfulUploads: 20, failedUploads: 0 });
+}, 120_000);
+
 it('SIGTERM during processing releases the upload in flight and leaves no job locked', async () => {
   slowModel(model, 1500);
   const api = client(app);
