@@ -28,7 +28,7 @@ const EnvSchema = z.object({
   UPLOAD_MAX_ATTEMPTS: int(2),
   SHUTDOWN_GRACE_MS: int(10_000),
   UPLOAD_TIMEOUT_MS: int(15 * 60_000),
-  // Also how long a batch created while every slot is busy waits for its turn (round robin).
+  // Also how often batches take turns while every slot is busy: a handed-over job queues last.
   JOB_SLICE_MS: int(30_000),
   WORKER_SWEEP_INTERVAL_MS: int(2000),
   WORKER_ORPHAN_GRACE_MS: int(15_000),
