@@ -165,14 +165,31 @@ describe('streaming multipart uploads', () => {
   });
 
   it('stores files written in several pieces byte for byte, one after another in a request', async () => {
-    // Larger files than the spool's 256 KiB buffer go out in pieces, each written while the next
-    // fills the other buffer; the request's later files reuse both buffers.
+    // Larger files than the spool's 256 KiB block go to the spool thread block by block, each
+    // hashed and written while the next fills; the request's later files reuse the blocks.
     const sizes = [300 * 1024, 1300 * 1024 + 17, 5 * 1024, 3 * 2 ** 20 + 1];
     const files = sizes.map((n, i) => ({ name: `big${i}.png`, type: 'image/png', data: new Uint8Array(Buffer.concat([png, randomBytes(n)])) }));
     const before = kept;
     const infos = await upload(manyUrl, files);
     for (const [i, info] of infos.entries()) {
       expect(info).toMatchObject({ code: null, format: 'png', byteSize: files[i]!.data.length, sha256: sha256(files[i]!.data) });
+    }
+    const stored = await Promise.all(Array.from({ length: kept - before }, async (_, k) => sha256(await readFile(path.join(keepDir, String(before + k))))));
+    expect(stored.sort()).toEqual(files.map((f) => sha256(f.data)).sort());
+    expect(await incoming()).toEqual([]);
+  });
+
+  it('keeps concurrent large uploads apart: each stored and hashed as sent', async () => {
+    // Every request's blocks go through the one spool thread, interleaved.
+    const files = [2, 3, 5, 7].map((mib, i) => ({
+      name: `c${i}.png`,
+      type: 'image/png',
+      data: new Uint8Array(Buffer.concat([png, randomBytes(mib * 2 ** 20 + i)])),
+    }));
+    const before = kept;
+    const infos = (await Promise.all(files.map((f) => upload(manyUrl, [f])))).flat();
+    for (const [i, info] of infos.entries()) {
+      expect(info).toMatchObject({ code: null, byteSize: files[i]!.data.length, sha256: sha256(files[i]!.data) });
     }
     const stored = await Promise.all(Array.from({ length: kept - before }, async (_, k) => sha256(await readFile(path.join(keepDir, String(before + k))))));
     expect(stored.sort()).toEqual(files.map((f) => sha256(f.data)).sort());

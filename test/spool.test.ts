@@ -1,5 +1,5 @@
 /**
- * The spool writes a large file in pieces of its buffer. A FIFO stands in for the disk (a real
+ * The spool hands a large file to the spool thread in blocks. A FIFO stands in for the disk (a real
  * file whose reader, this test, sets the pace), so every write waits on a slow disk: the bytes
  * must still arrive whole and in order, and the checks must see the file's true head and tail.
  */
@@ -39,11 +39,11 @@ function slowFile(name: string) {
   return { file, read };
 }
 
-it('writes a file of many pieces whole and in order, with its head and tail kept for the checks', async () => {
-  // Pieces of 64 KiB chunks: four fill the buffer, then three more after the carried tail each;
-  // the last piece has fewer new bytes than the tail the checks read, so that tail spans two pieces.
-  const chunk = MEMORY_BYTES / 4; // SCAN_BYTES, the tail the checks keep, is one chunk
-  const data = randomBytes((4 + 3 * 6) * chunk + 12_345);
+it('writes a file of many blocks whole and in order, with its head, tail and hash', async () => {
+  // The spool thread hashes and writes each full block while the next fills. The last block holds
+  // fewer bytes than the tail the checks read, so that tail spans two blocks.
+  const chunk = SCAN_BYTES;
+  const data = randomBytes(6 * MEMORY_BYTES + 12_345);
   const { file, read } = slowFile('big');
   const spool = new Spool(file);
   for (let at = 0; at < data.length; at += chunk) await spool.add(data.subarray(at, at + chunk));
@@ -51,15 +51,51 @@ it('writes a file of many pieces whole and in order, with its head and tail kept
   expect(content.data).toBeNull();
   expect(content.head.equals(data.subarray(0, SCAN_BYTES))).toBe(true);
   expect(content.tail.equals(data.subarray(data.length - SCAN_BYTES))).toBe(true);
-  await spool.finish();
+  expect(await spool.finish()).toBe(sha256(data));
   expect(sha256(await read)).toBe(sha256(data));
 
-  // The next file of the request reuses the buffer; one that fits it is written at the end, whole.
+  // The next file reuses the blocks; one that fits a block is written at the end, whole.
   const small = randomBytes(MEMORY_BYTES - 1);
   const again = slowFile('small');
-  const next = new Spool(again.file, spool.buffer);
+  spool.release();
+  const next = new Spool(again.file);
   await next.add(small);
   expect(next.content().data?.equals(small)).toBe(true);
-  await next.finish();
+  expect(await next.finish()).toBe(sha256(small));
   expect(sha256(await again.read)).toBe(sha256(small));
+
+  // Chunks of any size (a fetch() body's) are split across blocks; this tail lies in the last one.
+  const odd = randomBytes(3 * MEMORY_BYTES + SCAN_BYTES + 7);
+  const third = slowFile('odd');
+  next.release();
+  const last = new Spool(third.file);
+  await last.add(odd.subarray(0, 5));
+  await last.add(odd.subarray(5, 2 * MEMORY_BYTES + 3));
+  await last.add(odd.subarray(2 * MEMORY_BYTES + 3));
+  expect(last.content().tail.equals(odd.subarray(odd.length - SCAN_BYTES))).toBe(true);
+  expect(await last.finish()).toBe(sha256(odd));
+  expect(sha256(await third.read)).toBe(sha256(odd));
+});
+
+it('a write that fails fails its file, which can still be discarded, and the next file is written', async () => {
+  const readOnly = path.join(dir, 'read-only');
+  await writeFile(readOnly, '');
+  // Opened for reading only: every write the spool thread makes to it fails (EBADF).
+  const broken: TempFile = { path: readOnly, open: () => open(readOnly, 'r'), write: () => Promise.reject(new Error('unused')) };
+  const spool = new Spool(broken);
+  const data = randomBytes(4 * MEMORY_BYTES);
+  const failed = (async () => {
+    for (let at = 0; at < data.length; at += SCAN_BYTES) await spool.add(data.subarray(at, at + SCAN_BYTES));
+    return spool.finish();
+  })();
+  await expect(failed).rejects.toMatchObject({ code: 'EBADF' });
+  await spool.discard();
+
+  const { file, read } = slowFile('after-failure');
+  spool.release();
+  const next = new Spool(file);
+  const more = randomBytes(2 * MEMORY_BYTES + 1);
+  await next.add(more);
+  expect(await next.finish()).toBe(sha256(more));
+  expect(sha256(await read)).toBe(sha256(more));
 });

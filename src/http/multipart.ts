@@ -5,7 +5,6 @@
  */
 import busboy from 'busboy';
 import type { FileInfo } from 'busboy';
-import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -405,8 +404,6 @@ interface BatchState {
   exceeded: boolean;
   /** The temp files this request is still receiving, for cleanup when the request fails. */
   tempPaths: Set<string>;
-  /** Its files arrive one at a time, so they share one spool buffer: no garbage per file. */
-  buffer?: Buffer;
 }
 
 const SVG = /<svg[\s>]/i;
@@ -439,13 +436,13 @@ async function receiveFile(
   const incoming = storage.createIncoming();
   const tempPath = incoming.path;
   batch.tempPaths.add(tempPath);
-  const spool = new Spool(incoming, batch.buffer);
-  const hash = createHash('sha256');
+  const spool = new Spool(incoming);
   const head: Buffer[] = [];
   let headBytes = 0;
   let kept = 0;
   let detected: DetectedType | null = null;
   let rejection: FileRejection | null = null;
+  let sha256 = '';
   const reject = (r: FileRejection) => {
     rejection ??= r;
     batch.bytes -= kept;
@@ -467,6 +464,7 @@ async function receiveFile(
   };
   const discard = async () => {
     await spool.discard();
+    spool.release();
     await rm(tempPath, { force: true });
     batch.tempPaths.delete(tempPath);
   };
@@ -486,7 +484,6 @@ async function receiveFile(
         reject(batchRejection);
         continue;
       }
-      hash.update(chunk);
       if (!detected) {
         head.push(chunk);
         headBytes += chunk.length;
@@ -506,7 +503,7 @@ async function receiveFile(
     const written = spool.finish();
     // A file held whole in memory is checked while it is written; a larger one once it is on disk.
     if (!content.data) await written;
-    [rejection] = await Promise.all([
+    [rejection, sha256] = await Promise.all([
       inspectFile({ path: tempPath, byteSize: size, ...content }, detected!, {
         maxImagePixels: limits.maxImagePixels ?? Infinity,
         maxAnimationFrames: limits.maxAnimationFrames ?? Infinity,
@@ -520,14 +517,14 @@ async function receiveFile(
     throw err;
   }
 
-  batch.buffer = spool.buffer;
+  spool.release();
   if (rejection) {
     await rm(tempPath, { force: true });
     batch.tempPaths.delete(tempPath);
     batch.bytes -= kept;
     return rejected(rejection);
   }
-  return new ReceivedFile({ ...base, tempPath, byteSize: size, sha256: hash.digest('hex'), detected, rejection: null });
+  return new ReceivedFile({ ...base, tempPath, byteSize: size, sha256, detected, rejection: null });
 }
 
 function parseJson(value: string, field: string): unknown {
