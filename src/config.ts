@@ -25,6 +25,8 @@ const EnvSchema = z.object({
   MAX_BATCH_BYTES: int(10 * GiB),
   MAX_FILE_BYTES: int(1 * GiB),
   WORKER_CONCURRENCY: int(Math.max(1, os.availableParallelism())),
+  // Uploads of one batch processed at once, on worker slots no other batch needs (1: one at a time).
+  BATCH_PARALLELISM: int(1),
   UPLOAD_MAX_ATTEMPTS: int(2),
   SHUTDOWN_GRACE_MS: int(10_000),
   UPLOAD_TIMEOUT_MS: int(15 * 60_000),
@@ -113,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
+      batchParallelism: e.BATCH_PARALLELISM,
       uploadMaxAttempts: e.UPLOAD_MAX_ATTEMPTS,
       shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
       uploadTimeoutMs: e.UPLOAD_TIMEOUT_MS,

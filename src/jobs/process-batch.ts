@@ -6,6 +6,7 @@ import type { Lease } from '../db/fragments.ts';
 import { finishUpload, recordFailedAttempt, releaseUpload, type UploadOutcome, type UploadRow, uploadState } from '../db/uploads.ts';
 import { progressQueue } from '../services/progress.ts';
 import { enqueueProcessBatch, ProcessBatchPayload } from './contract.ts';
+import type { LaneBudget } from './lanes.ts';
 import { type Rendered, renderMedia, runPipeline } from './pipeline.ts';
 import { latestOnly, uploadProgress } from './upload-progress.ts';
 
@@ -20,6 +21,10 @@ export interface BatchJobOptions {
   watchIntervalMs: number;
   /** At most one intermediate stage event per upload, and one batch count event, per interval (see upload-progress.ts). */
   progressIntervalMs: number;
+  /** How many of the batch's uploads may be processed at once, on worker slots no other job holds. */
+  parallelism: number;
+  /** The process's worker slots, shared by its jobs (lanes.ts); without it, one lane. */
+  lanes?: LaneBudget;
 }
 
 class Interrupted extends Error {}
@@ -44,11 +49,11 @@ export async function processBatch(ctx: AppContext, rawPayload: unknown, helpers
 }
 
 /**
- * The media work is one upload at a time; the bookkeeping does not queue in front of it. While
- * upload i+1 decodes, upload i's outcome commits and its events go out (after that commit, in
- * order). The next upload is claimed by position, so it never waits for the previous outcome; a
- * crash in between leaves at most two uploads PROCESSING, which the next run redoes, as it redoes
- * any interrupted upload.
+ * The media work is one upload at a time (per lane); the bookkeeping does not queue in front of
+ * it. While upload i+1 decodes, upload i's outcome commits and its events go out (after that
+ * commit, in order). The next upload is claimed by position, so it never waits for the previous
+ * outcome; a crash in between leaves at most two uploads PROCESSING per lane, which the next run
+ * redoes, as it redoes any interrupted upload.
  */
 async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpers, opts: BatchJobOptions, progress: Progress) {
   const { emit, hold } = progress;
@@ -84,62 +89,135 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
 
 type UploadOptions = BatchJobOptions &
   Lease & { stop: AbortSignal; emit: Emit; hold: Progress['hold']; counted: () => void; onRendered?: () => void };
+type LaneOptions = Omit<UploadOptions, keyof BatchJobOptions>;
 
-/** The batch's uploads until none is left (true), or until the job hands over or must stop (false). */
-async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, o: Omit<UploadOptions, keyof BatchJobOptions>) {
+/** How a lane stopped: out of uploads, out of time (or told to stop), lock lost, batch cancelled, slot given back. */
+type LaneEnd = 'empty' | 'handover' | 'lost' | 'cancelled' | 'yielded';
+
+/** What the lanes of one run share: claims go one at a time, each after the last one's position. */
+interface Run {
+  batchId: string;
+  deadline: number;
+  after: number;
+  claims: Promise<unknown>;
+  ahead?: LookAhead;
+  lanes: number;
+}
+
+/**
+ * The batch's uploads until none is left (true), or until the job hands over or must stop (false).
+ * One lane, unless BATCH_PARALLELISM lets the batch borrow idle worker slots for more (lanes.ts).
+ */
+async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, o: LaneOptions) {
+  const run: Run = { batchId, deadline: Date.now() + opts.sliceMs, after: -1, claims: settled, lanes: 1 };
+  // A lane that fails stops the others (their uploads are given back), then fails the job.
+  const halt = new AbortController();
+  const lane = (extra: boolean) => runLane(ctx, run, opts, { ...o, stop: AbortSignal.any([o.stop, halt.signal]) }, extra ? undefined : spawn);
+  const extras: Promise<LaneEnd>[] = [];
+  const spawn = () => {
+    if (run.lanes >= opts.parallelism || halt.signal.aborted) return;
+    const giveBack = opts.lanes?.borrow();
+    if (!giveBack) return;
+    run.lanes++;
+    const ended = lane(true).finally(() => {
+      run.lanes--;
+      giveBack();
+    });
+    ended.catch((err: unknown) => halt.abort(err));
+    extras.push(ended);
+  };
+  let ends: LaneEnd[];
+  try {
+    const first = await lane(false).catch((err: unknown) => {
+      halt.abort(err);
+      throw err;
+    });
+    ends = [first, ...(await Promise.all(extras))];
+  } catch (err) {
+    await Promise.allSettled(extras);
+    throw err;
+  } finally {
+    run.ahead?.abandon();
+  }
+  if (ends.includes('lost')) {
+    ctx.logger.warn({ batchId, jobId: o.jobId, workerId: o.workerId }, 'job lock lost to another worker; stopping');
+    return false;
+  }
+  if (ends.includes('cancelled')) return false;
+  if (ends.includes('handover')) {
+    // Hand the rest to a fresh job (any worker may take it) and end this one cleanly:
+    // nothing stays locked, and a shutdown costs the job no attempt.
+    if (o.stop.aborted && opts.livenessSignal?.aborted) {
+      ctx.logger.warn({ batchId }, 'liveness lost; leaving the batch to whoever unlocks it');
+      return false;
+    }
+    await enqueueProcessBatch(ctx.db, { batchId });
+    return false;
+  }
+  return true;
+}
+
+/**
+ * One lane: claims the run's next upload and processes it, until none is left or it must stop.
+ * The first lane (`spawn` given) also starts extra lanes while the batch has uploads ahead; an
+ * extra lane gives its slot back once another job needs it.
+ */
+async function runLane(ctx: AppContext, run: Run, opts: BatchJobOptions, o: LaneOptions, spawn: (() => void) | undefined): Promise<LaneEnd> {
   const { stop, jobId, workerId } = o;
-  const deadline = Date.now() + opts.sliceMs;
-  let after = -1;
   let finishing = settled;
   let broken = false;
-  let ahead: LookAhead | undefined;
-  try {
-    for (;;) {
-      // An outcome that could not be written fails the job now, not after the rest of the batch.
-      if (broken) await finishing;
-      if (stop.aborted || Date.now() > deadline) {
-        await finishing;
-        // Hand the rest to a fresh job (any worker may take it) and end this one cleanly:
-        // nothing stays locked, and a shutdown costs the job no attempt.
-        if (stop.aborted && opts.livenessSignal?.aborted) {
-          ctx.logger.warn({ batchId }, 'liveness lost; leaving the batch to whoever unlocks it');
-          return false;
-        }
-        await enqueueProcessBatch(ctx.db, { batchId });
-        return false;
-      }
-      const claiming = claimNextRun(ctx.db, { batchId, after, jobId, workerId });
-      // The previous upload's `completed` waits for this claim, to go out with this one's `started`.
-      o.hold(claiming);
-      const claim = await claiming;
-      if (!claim.owner) {
-        await finishing;
-        ctx.logger.warn({ batchId, jobId, workerId }, 'job lock lost to another worker; stopping');
-        return false;
-      }
-      if (!claim.upload) break;
-      const rendering = ahead?.take(claim.upload.id);
-      ahead = undefined;
-      after = claim.upload.position;
-      const { following } = claim;
-      // Once this upload's pixels are done, the next one's may start: its file writes, metadata
-      // and analysis need little CPU, and a model server's answer can take seconds.
-      const onRendered = () => {
-        if (following && !ahead && !stop.aborted && Date.now() <= deadline) ahead = lookAhead(ctx, following, stop);
-      };
-      const step = await processUpload(ctx, claim.upload, claim.runId, finishing, rendering, { ...opts, ...o, onRendered });
-      finishing = step.finishing;
-      finishing.catch(() => (broken = true)); // awaited above or below; never unhandled meanwhile
-      if (step.result === 'cancelled') {
-        await finishing;
-        return false;
-      }
+  for (;;) {
+    // An outcome that could not be written fails the job now, not after the rest of the batch.
+    if (broken) await finishing;
+    const end: LaneEnd | undefined =
+      stop.aborted || Date.now() > run.deadline ? 'handover' : !spawn && opts.lanes?.crowded ? 'yielded' : undefined;
+    if (end) {
+      await finishing;
+      return end;
     }
-  } finally {
-    ahead?.abandon();
+    const claiming = claimNext(ctx, run, { jobId, workerId });
+    // The previous upload's `completed` waits for this claim, to go out with this one's `started`.
+    o.hold(claiming);
+    const claim = await claiming;
+    if (!claim.owner) {
+      await finishing;
+      return 'lost';
+    }
+    if (!claim.upload) break;
+    const rendering = run.ahead?.take(claim.upload.id);
+    run.ahead = undefined;
+    const { following } = claim;
+    const position = claim.upload.position;
+    if (following) spawn?.();
+    // Once this upload's pixels are done, the next one's may start: its file writes, metadata
+    // and analysis need little CPU, and a model server's answer can take seconds. Not while other
+    // lanes keep the cores busy, nor once another claim has taken that upload.
+    const onRendered = () => {
+      if (following && !run.ahead && run.lanes === 1 && run.after === position && !stop.aborted && Date.now() <= run.deadline) {
+        run.ahead = lookAhead(ctx, following, stop);
+      }
+    };
+    const step = await processUpload(ctx, claim.upload, claim.runId, finishing, rendering, { ...opts, ...o, onRendered });
+    finishing = step.finishing;
+    finishing.catch(() => (broken = true)); // awaited above or below; never unhandled meanwhile
+    if (step.result === 'cancelled') {
+      await finishing;
+      return 'cancelled';
+    }
   }
   await finishing;
-  return true;
+  return 'empty';
+}
+
+/** Claims run one at a time, so that lanes never take the same upload and each follows the last. */
+function claimNext(ctx: AppContext, run: Run, lease: Lease) {
+  const claiming = run.claims.then(async () => {
+    const claim = await claimNextRun(ctx.db, { batchId: run.batchId, after: run.after, ...lease });
+    if (claim.owner && claim.upload) run.after = claim.upload.position;
+    return claim;
+  });
+  run.claims = claiming.catch(() => {});
+  return claiming;
 }
 
 type LookAhead = ReturnType<typeof lookAhead>;

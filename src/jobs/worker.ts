@@ -3,6 +3,7 @@ import { Logger as WorkerLogger, parseCrontab, run, type Runner } from 'graphile
 import type { AppContext } from '../context.ts';
 import { lowerMediaPriority } from '../services/media-priority.ts';
 import { PROCESS_BATCH } from './contract.ts';
+import { laneBudget } from './lanes.ts';
 import { startLiveness } from './liveness.ts';
 import { processBatch } from './process-batch.ts';
 import { SWEEP_STORAGE, sweepStorage } from './sweep-storage.ts';
@@ -22,6 +23,7 @@ export async function startWorker(ctx: AppContext): Promise<WorkerHandle> {
   const { worker: w } = ctx.config;
   const liveness = await startLiveness(ctx, { sweepIntervalMs: w.sweepIntervalMs, orphanGraceMs: w.orphanGraceMs });
   const stopLowering = lowerMediaPriority(w.mediaNice, log);
+  const lanes = laneBudget(w.concurrency);
 
   const launch = () =>
     run({
@@ -43,12 +45,19 @@ export async function startWorker(ctx: AppContext): Promise<WorkerHandle> {
         [PROCESS_BATCH]: async (payload, helpers) => {
           // Registered before any work, so a crash from here on is detected at once.
           if (helpers.job.locked_by) await liveness.addWorker(helpers.job.locked_by);
-          await processBatch(ctx, payload, helpers, {
-            livenessSignal: liveness.signal,
-            sliceMs: w.jobSliceMs,
-            watchIntervalMs: w.watchIntervalMs,
-            progressIntervalMs: w.progressIntervalMs,
-          });
+          const ended = lanes.job();
+          try {
+            await processBatch(ctx, payload, helpers, {
+              livenessSignal: liveness.signal,
+              sliceMs: w.jobSliceMs,
+              watchIntervalMs: w.watchIntervalMs,
+              progressIntervalMs: w.progressIntervalMs,
+              parallelism: w.batchParallelism,
+              lanes,
+            });
+          } finally {
+            ended();
+          }
         },
       },
     });
