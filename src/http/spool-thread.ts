@@ -132,16 +132,17 @@ export interface Block {
   readonly data: Buffer;
 }
 export const BLOCK_BYTES = 256 * 1024;
-// Past this many blocks in use, an upload makes do with two (one fills while the other is written),
-// so that many uploads at once cost little more memory than a few.
-const SHARED_BLOCKS = 16;
+// Past this many blocks in use, an upload makes do with one (it waits for its write before it
+// fills it again): many uploads at once keep the thread busy among them, and cost little more
+// memory than a few.
+const SHARED_BLOCKS = 8;
 // Blocks kept for the next upload; beyond these they are let go, so the memory a burst took comes back.
 const KEEP_BLOCKS = 4;
 const spare: Block[] = [];
 let inUse = 0;
 let nextBlock = 0;
 
-/** A block; `extra` asks for one beyond the two an upload always gets, granted while few are in use. */
+/** A block; `extra` asks for one beyond the one an upload always gets, granted while few are in use. */
 export function takeBlock(extra = false): Block | undefined {
   if (extra && inUse >= SHARED_BLOCKS) return undefined;
   inUse++;

@@ -14,7 +14,8 @@ import { BLOCK_BYTES, type Block, returnBlock, spoolToThread, takeBlock, type Th
  */
 export const MEMORY_BYTES = BLOCK_BYTES;
 // One block fills while the others are hashed and written: enough to ride out either side's
-// jitter (figure 5's batch: 2 blocks 900, 3 910, 4 970 MiB/s). Many uploads at once get two each.
+// jitter (figure 5's batch: 2 blocks 900, 3 910, 4 970 MiB/s). Many uploads at once keep the
+// thread busy among them, and make do with fewer (spool-thread.ts).
 const BLOCKS = 4;
 
 export interface Spooled {
@@ -123,7 +124,7 @@ export class Spool {
     this.#inFlight.push({ block, written });
     this.#previous = block;
     this.#len = 0;
-    const fresh = this.#spare.pop() ?? (this.#inFlight.length < BLOCKS ? takeBlock(this.#inFlight.length > 1) : undefined);
+    const fresh = this.#spare.pop() ?? (this.#inFlight.length < BLOCKS ? takeBlock(true) : undefined);
     if (fresh) this.#current = fresh;
     else {
       // Taken before its write settles (nothing fills it until then), so that a failed write
