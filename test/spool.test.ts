@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SCAN_BYTES } from '../src/http/inspect.ts';
 import { MEMORY_BYTES, Spool } from '../src/http/spool.ts';
+import { returnBlock, takeBlock } from '../src/http/spool-thread.ts';
 import type { TempFile } from '../src/services/storage.ts';
 
 let dir: string;
@@ -98,4 +99,23 @@ it('a write that fails fails its file, which can still be discarded, and the nex
   await next.add(more);
   expect(await next.finish()).toBe(sha256(more));
   expect(sha256(await read)).toBe(sha256(more));
+});
+
+it('with one block each (many uploads at once), a file still arrives whole, with its true tail', async () => {
+  // Other uploads hold the blocks an upload may share: this one refills its only block.
+  const held = Array.from({ length: 16 }, () => takeBlock()!);
+  try {
+    const data = randomBytes(3 * MEMORY_BYTES + 1000); // the tail spans the last two blocks
+    const { file, read } = slowFile('crowded');
+    const spool = new Spool(file);
+    for (let at = 0; at < data.length; at += SCAN_BYTES) await spool.add(data.subarray(at, at + SCAN_BYTES));
+    const content = spool.content();
+    expect(content.head.equals(data.subarray(0, SCAN_BYTES))).toBe(true);
+    expect(content.tail.equals(data.subarray(data.length - SCAN_BYTES))).toBe(true);
+    expect(await spool.finish()).toBe(sha256(data));
+    expect(sha256(await read)).toBe(sha256(data));
+    spool.release();
+  } finally {
+    for (const block of held) returnBlock(block);
+  }
 });

@@ -66,6 +66,8 @@ export class Spool {
       return { data: end, head, tail: this.#len > SCAN_BYTES ? end.subarray(this.#len - SCAN_BYTES) : head };
     }
     // The last block holds at least a byte; the one before it is full and stays untouched now.
+    // (With one block, that is this block itself: fewer than SCAN_BYTES new bytes at its start
+    // leave its end as the previous fill wrote it.)
     const tail =
       this.#len >= SCAN_BYTES
         ? end.subarray(this.#len - SCAN_BYTES)
