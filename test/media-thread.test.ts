@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readExif } from '../src/services/exif.ts';
@@ -48,6 +51,43 @@ describe('renderImageInThread', () => {
 
     const small = await renderImageInThread(await file(fixtures.png({ width: 64, height: 48 }), 'png'));
     expect(small.thumbnail).toMatchObject({ width: 64, height: 48 });
+  });
+
+  it('runs the photos of one chain one after another, in the order sent; others beside them', async () => {
+    const big = await file(fixtures.jpeg({ width: 6000, height: 4000 }), 'jpg');
+    const small = await file(fixtures.png({ width: 64, height: 48 }), 'png');
+    const order: string[] = [];
+    const track = (name: string, p: Promise<unknown>) => p.then(() => order.push(name));
+    // Unchained, the small photo is done long before the big one.
+    await Promise.all([track('big', renderImageInThread(big)), track('small', renderImageInThread(small))]);
+    expect(order).toEqual(['small', 'big']);
+    // On one chain it waits for the big one; a photo of another chain does not.
+    order.length = 0;
+    await Promise.all([
+      track('big', renderImageInThread(big, { chain: 'a' })),
+      track('small, same chain', renderImageInThread(small, { chain: 'a' })),
+      track('small, other chain', renderImageInThread(small, { chain: 'b' })),
+    ]);
+    expect(order).toEqual(['small, other chain', 'big', 'small, same chain']);
+  });
+
+  it('never starts a chained photo given up while it waits, and the chain goes on', async () => {
+    const big = await file(fixtures.jpeg({ width: 6000, height: 4000 }), 'jpg');
+    const small = await file(fixtures.png({ width: 64, height: 48 }), 'png');
+    // A FIFO as the photo given up: opening it to read would block until a writer comes.
+    const fifo = path.join(path.dirname(small), 'given-up.jpg');
+    execFileSync('mkfifo', [fifo]);
+    const first = renderImageInThread(big, { chain: 'c' });
+    const controller = new AbortController();
+    const waiting = renderImageInThread(fifo, { chain: 'c', signal: controller.signal });
+    const reason = new Error('superseded');
+    controller.abort(reason);
+    await expect(waiting).rejects.toBe(reason);
+    await first;
+    const third = await renderImageInThread(small, { chain: 'c' });
+    expect(third.thumbnail).toMatchObject({ width: 64, height: 48 });
+    // Nothing ever opened it: a writer that does not wait finds no reader.
+    await expect(open(fifo, constants.O_WRONLY | constants.O_NONBLOCK)).rejects.toMatchObject({ code: 'ENXIO' });
   });
 
   it('fails what a thread was doing when it ends, and starts a new thread for the next photo', async () => {

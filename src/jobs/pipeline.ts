@@ -41,15 +41,16 @@ function plan(steps: Step[]): Record<Step, number> {
 
 /**
  * The media work of an attempt: renditions and what the decoder reads. It reads the original and
- * writes nothing, so it may start before the upload is claimed (see process-batch.ts).
+ * writes nothing, so it may start before the upload is claimed (see process-batch.ts). A photo's
+ * work waits in the media thread for the one sent before it with the same `chain`.
  */
-export async function renderMedia(ctx: AppContext, source: MediaSource, signal: AbortSignal): Promise<Rendered> {
+export async function renderMedia(ctx: AppContext, source: MediaSource, signal: AbortSignal, chain?: string): Promise<Rendered> {
   const original = ctx.storage.resolve(source.originalKey);
   const modelImage = !!ctx.analyzer;
   try {
-    return await (source.mimeType.startsWith('video/')
+    return await (isVideo(source)
       ? video(ctx, original, modelImage, signal)
-      : image(original, { signal, modelImage, maxPixels: ctx.config.limits.maxImagePixels }));
+      : image(original, { signal, modelImage, maxPixels: ctx.config.limits.maxImagePixels, chain }));
   } catch (err) {
     // Asked only once the decoder failed: asked first, it was a round trip through the thread
     // pool (busy with the previous upload's writes) in front of every upload's media work.
@@ -133,7 +134,9 @@ export interface Rendered extends Renditions {
   video?: { durationSeconds: number | null; codec: string; frameRate: number | null };
 }
 
-async function image(file: string, opts: RenderOptions): Promise<Rendered> {
+export const isVideo = (source: Pick<MediaSource, 'mimeType'>) => source.mimeType.startsWith('video/');
+
+async function image(file: string, opts: RenderOptions & { chain?: string }): Promise<Rendered> {
   const { metadata, ...r } = await renderImageInThread(file, opts);
   return { ...r, modelImages: r.modelImage ? [r.modelImage] : [], metadata: async () => metadata };
 }

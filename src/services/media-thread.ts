@@ -17,7 +17,8 @@ export interface RenderedImage extends Omit<ImageResult, 'exif'> {
 }
 
 type Options = Pick<RenderOptions, 'modelImage' | 'maxPixels' | 'timeoutSeconds'>;
-export type MediaRequest = { type: 'render'; id: number; file: string; options: Options } | { type: 'abort'; id: number };
+/** Renders of one `chain` run one after another in the thread, so a next one can be sent ahead. */
+export type MediaRequest = { type: 'render'; id: number; file: string; options: Options; chain?: string } | { type: 'abort'; id: number };
 export type MediaReply = { id: number; ok: true; image: RenderedImage } | { id: number; ok: false; name: string; message: string };
 
 const WORKER_URL = new URL('./media-thread-worker.ts', import.meta.url);
@@ -63,8 +64,19 @@ function spawn(): Thread {
   return thread;
 }
 
+/** Where each chain's last render went: the chain's next one must go to the same thread. */
+const chained = new Map<string, Thread>();
+
 /** The thread with the least work, or a new one while there are fewer than MAX_THREADS. */
-function pick(): Thread {
+function pick(chain: string | undefined): Thread {
+  const same = chain ? chained.get(chain) : undefined;
+  if (same && threads.includes(same) && same.waiting.size > 0) return same;
+  const thread = leastBusy();
+  if (chain) chained.set(chain, thread);
+  return thread;
+}
+
+function leastBusy(): Thread {
   const least = threads.reduce<Thread | undefined>((a, t) => (!a || t.waiting.size < a.waiting.size ? t : a), undefined);
   return least && (least.waiting.size === 0 || threads.length >= MAX_THREADS) ? least : spawn();
 }
@@ -72,6 +84,7 @@ function pick(): Thread {
 function settle(thread: Thread, id: number) {
   thread.waiting.delete(id);
   if (thread.waiting.size > 0) return;
+  for (const [chain, t] of chained) if (t === thread) chained.delete(chain);
   // An idle thread must not keep the process alive.
   thread.worker.unref();
   thread.idleTimer = setTimeout(() => {
@@ -102,9 +115,9 @@ function fromThread(image: RenderedImage): RenderedImage {
  * tells the thread, which stops what can be stopped (a HEIC decode); sharp's own operations
  * cannot be, and finish unobserved, as they would in this thread.
  */
-export function renderImageInThread(file: string, { signal, ...options }: RenderOptions = {}): Promise<RenderedImage> {
+export function renderImageInThread(file: string, { signal, chain, ...options }: RenderOptions & { chain?: string } = {}): Promise<RenderedImage> {
   if (signal?.aborted) return Promise.reject(signal.reason);
-  const thread = pick();
+  const thread = pick(chain);
   const id = nextId++;
   clearTimeout(thread.idleTimer);
   thread.worker.ref();
@@ -120,7 +133,7 @@ export function renderImageInThread(file: string, { signal, ...options }: Render
       reject: (err) => (done(), reject(err)),
     });
     signal?.addEventListener('abort', onAbort, { once: true });
-    thread.worker.postMessage({ type: 'render', id, file, options } satisfies MediaRequest);
+    thread.worker.postMessage({ type: 'render', id, file, options, chain } satisfies MediaRequest);
   });
 }
 
