@@ -37,6 +37,9 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
   const leaseEnd = () => new Date(Date.now() + RECEIVING_LEASE_MS);
 
   async function commit(group: ReceivedFile[]) {
+    // Before the transaction: syncing a large file takes a while, and other requests of this
+    // owner would wait for its lock meanwhile.
+    await ctx.storage.syncIncoming(group.map((f) => f.tempPath!));
     const created = await ctx.db.transaction().execute(async (trx) => {
       // Content the owner already has, or that came earlier in this request, is not stored again.
       await lockOwnerContent(trx, userId);
@@ -62,13 +65,15 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
         sha256: Buffer.from(f.sha256, 'hex'),
         originalKey: `originals/${userId}/${id}.${f.detected!.ext}`,
       }));
-      // Files move into place before the rows exist, so the job never meets a row without its file.
+      // Files move into place before the rows exist, so the job never meets a row without its
+      // file, and are on disk before the rows commit: createBatch answering means stored.
       await Promise.all(
         fresh.map(async ({ file }, i) => {
           await ctx.storage.commit(file.tempPath!, rows[i]!.originalKey);
           file.claimed = true;
         }),
       );
+      await ctx.storage.persist(rows.map((r) => r.originalKey));
       position += rows.length;
       if (!batchId) {
         const { id } = await insertBatch(trx, { userId, totalUploads: rows.length, receivingUntil: leaseEnd() });

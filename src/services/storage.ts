@@ -11,8 +11,15 @@ export interface Storage {
   readonly root: string;
   /** A fresh path for a file being received; callers write it (at most once), then commit or remove it. */
   createIncoming(): TempFile;
-  /** Moves a received file to its permanent key (same filesystem, so a rename). */
+  /**
+   * Forces received files' bytes to disk. An original is the one copy there is: its row must
+   * not commit before it is durable (renditions can be made again, and are not synced).
+   */
+  syncIncoming(tempPaths: string[]): Promise<void>;
+  /** Moves a received file to its permanent key (same filesystem, so a rename); see persist(). */
   commit(tempPath: string, key: string): Promise<void>;
+  /** Makes the commits of these keys survive a power loss: syncs their directories, once each. */
+  persist(keys: string[]): Promise<void>;
   put(key: string, data: Buffer): Promise<void>;
   resolve(key: string): string;
   exists(key: string): Promise<boolean>;
@@ -46,6 +53,19 @@ async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Syncs a file, or a directory (a rename is on disk once its directory is). */
+async function sync(target: string, how: (handle: FileHandle) => Promise<void>) {
+  const handle = await open(target, 'r');
+  try {
+    await how(handle);
+  } catch (err) {
+    // Something that cannot be synced (a pipe, some network filesystems) has nothing to wait for.
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+  } finally {
+    await handle.close();
+  }
+}
+
 const KEY = /^[a-z]+(\/[A-Za-z0-9-]+)+(\.[a-z0-9]+)?$/;
 
 export function createStorage(root: string): Storage {
@@ -64,9 +84,18 @@ export function createStorage(root: string): Storage {
         write: (data) => inDir(incomingDir, () => writeFile(file, data, { flag: 'wx' })),
       };
     },
+    async syncIncoming(tempPaths) {
+      // All at once: the filesystem's journal commits the lot together instead of one by one,
+      // which made syncing each file as it was written cost a quarter more time and CPU.
+      await Promise.all(tempPaths.map((p) => sync(p, (h) => h.datasync())));
+    },
     async commit(tempPath, key) {
       const target = resolve(key);
       await inDir(path.dirname(target), () => rename(tempPath, target));
+    },
+    async persist(keys) {
+      const dirs = new Set(keys.map((k) => path.dirname(resolve(k))));
+      await Promise.all([...dirs].map((dir) => sync(dir, (h) => h.sync())));
     },
     async put(key, data) {
       const target = resolve(key);
