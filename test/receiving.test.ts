@@ -8,6 +8,7 @@ import { print } from 'graphql';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { extendReceiving, idleWhileReceiving, insertBatch, startBatch } from '../src/db/batches.ts';
+import { listRuns } from '../src/db/upload-runs.ts';
 import { insertUploads } from '../src/db/uploads.ts';
 import { ReceivedFile } from '../src/http/multipart.ts';
 import { sweepStorage } from '../src/jobs/sweep-storage.ts';
@@ -15,7 +16,7 @@ import { detectImageType } from '../src/services/filetype.ts';
 import { batchIntake } from '../src/services/intake.ts';
 import { BatchDetails, BatchProgress, Batches, CreateBatch } from './documents.ts';
 import { startTestApp, type TestApp } from './helpers/app.ts';
-import { dbId, expectCountsMatchRows, expectNoOverlap, waitForBatch } from './helpers/batches.ts';
+import { dbId, expectCountsMatchRows, expectNoOverlap, uploadBatch, waitForBatch } from './helpers/batches.ts';
 import { client } from './helpers/client.ts';
 import { closingBoundary, multipartHeaders, partBytes, partData, partHead, type RawPart, uploadParts } from './helpers/http.ts';
 import * as images from './helpers/images.ts';
@@ -129,6 +130,29 @@ it('processes the first file while the rest is still arriving; the batch appears
   expectNoOverlap(runs);
 });
 
+it('a batch whose worker caught up with its request keeps its place in the queue when more files come', async () => {
+  const [p0, p1] = [await photo('0'), await photo('1')];
+  const upload = streamingUpload(app.graphqlUrl, 2);
+  upload.send(partBytes(p0), partHead(p1));
+  const { batch: first } = await receivingBatch((b, uploads) => b.receivingIdle && uploads[0]?.status === 'COMPLETED');
+  // Two batches are created while the slot is taken (here: while no worker runs), then the
+  // first batch's next file arrives.
+  await app.stopWorker();
+  try {
+    const later = [await uploadBatch(api, token, 2), await uploadBatch(api, token, 2)];
+    upload.send(partData(p1));
+    upload.end();
+    expect((await upload.response).status).toBe(200);
+    await app.startWorker();
+    for (const id of [first.id, ...later.map((b) => b.dbId)]) await waitForBatch(app.ctx.db, id, ['COMPLETED']);
+    const runs = await listRuns(app.ctx.db, [first.id, ...later.map((b) => b.dbId)]);
+    // The first batch was created first: its second file goes before the later batches, not after them.
+    expect(runs.map((r) => r.batchId)).toEqual([first.id, first.id, later[0]!.dbId, later[0]!.dbId, later[1]!.dbId, later[1]!.dbId]);
+  } finally {
+    await app.startWorker();
+  }
+});
+
 it('files arriving in bursts and pauses, shorter and longer than a group waits, all join the batch in order', async () => {
   const parts = await Promise.all(Array.from({ length: 8 }, (_, i) => photo(String(i))));
   const upload = streamingUpload(app.graphqlUrl, parts.length);
@@ -219,17 +243,19 @@ it('a worker that runs out of uploads just as a group commits goes on with that 
   });
   await locked.promise;
   // The worker decides while the group holds the batch row: it must wait for it, and see it.
-  const deciding = idleWhileReceiving(db, id);
+  const place = new Date(Date.now() - 5_000);
+  const deciding = idleWhileReceiving(db, id, place);
   await new Promise((r) => setTimeout(r, 100));
   release.resolve();
-  expect(await group).toEqual({ wasIdle: false });
+  expect(await group).toEqual({ wasIdle: false, place: null });
   expect(await deciding).toBe('more');
   expect(await db.selectFrom('batches').select('receivingIdle').where('id', '=', id).executeTakeFirst()).toEqual({ receivingIdle: false });
   // With nothing left, it does end idle, and the next group learns it must enqueue a job.
   await db.updateTable('uploads').set({ status: 'COMPLETED' }).where('batchId', '=', id).execute();
-  expect(await idleWhileReceiving(db, id)).toBe('idle');
-  expect(await extendReceiving(db, id, 0, until)).toEqual({ wasIdle: false });
-  expect(await extendReceiving(db, id, 1, until)).toEqual({ wasIdle: true });
+  expect(await idleWhileReceiving(db, id, place)).toBe('idle');
+  expect(await extendReceiving(db, id, 0, until)).toMatchObject({ wasIdle: false });
+  // Its new job goes where the ended one stood in the queue.
+  expect(await extendReceiving(db, id, 1, until)).toEqual({ wasIdle: true, place });
   await db.deleteFrom('batches').where('id', '=', id).execute(); // no job was ever enqueued for it
 });
 

@@ -84,10 +84,10 @@ export async function completeBatch(db: Database, id: string) {
 /**
  * The worker ran out of uploads while the batch's request is still arriving: it ends its job
  * (a worker slot must not wait on a slow client), and whoever adds the next uploads enqueues
- * a new one. 'more' means there is more to do after all: uploads committed meanwhile, or the
+ * a new one, at `place` in the queue: the run_at of the job that ends. 'more' means there is more to do after all: uploads committed meanwhile, or the
  * request ended. Undefined: the batch is no longer PROCESSING (cancelled or gone).
  */
-export async function idleWhileReceiving(db: Database, id: string): Promise<'idle' | 'more' | undefined> {
+export async function idleWhileReceiving(db: Database, id: string, place: Date): Promise<'idle' | 'more' | undefined> {
   return db.transaction().execute(async (trx) => {
     // The intake adds a group under this row's lock; after it, a new statement sees the group.
     const batch = await trx.selectFrom('batches').select(['status', 'receivingUntil']).where('id', '=', id).forNoKeyUpdate().executeTakeFirst();
@@ -101,36 +101,37 @@ export async function idleWhileReceiving(db: Database, id: string): Promise<'idl
       .limit(1)
       .executeTakeFirst();
     if (unfinished) return 'more';
-    await trx.updateTable('batches').set({ receivingIdle: true }).where('id', '=', id).execute();
+    await trx.updateTable('batches').set({ receivingIdle: true, receivingPlace: place }).where('id', '=', id).execute();
     return 'idle';
   });
 }
 
 /**
  * Counts `added` more uploads into a batch still being received and extends its deadline.
- * `wasIdle`: its worker had run out of uploads and ended its job, so the caller enqueues one.
+ * `wasIdle`: its worker had run out of uploads and ended its job, so the caller enqueues one,
+ * at `place` in the queue (see idleWhileReceiving).
  */
 export async function extendReceiving(db: Database, id: string, added: number, receivingUntil: Date) {
-  const { rows } = await sql<{ wasIdle: boolean }>`
+  const { rows } = await sql<{ wasIdle: boolean; place: Date | null }>`
     update batches b set total_uploads = b.total_uploads + ${added}, receiving_until = ${receivingUntil},
            receiving_idle = b.receiving_idle and ${added} = 0, updated_at = now()
-      from (select id, receiving_idle from batches where id = ${id} for no key update) old
+      from (select id, receiving_idle, receiving_place from batches where id = ${id} for no key update) old
      where b.id = old.id and b.receiving_until is not null
-    returning old.receiving_idle and ${added} > 0 as was_idle`.execute(db);
+    returning old.receiving_idle and ${added} > 0 as was_idle, old.receiving_place as place`.execute(db);
   return rows[0];
 }
 
 /** The request ended: the batch becomes visible and may complete. Returns it, and whether its job must be enqueued. */
 export async function finishReceiving(db: Database, id: string) {
-  const { rows } = await sql<BatchRow & { wasIdle: boolean }>`
+  const { rows } = await sql<BatchRow & { wasIdle: boolean; place: Date | null }>`
     update batches b set receiving_until = null, receiving_idle = false, updated_at = now()
-      from (select id, receiving_idle from batches where id = ${id} for no key update) old
+      from (select id, receiving_idle, receiving_place from batches where id = ${id} for no key update) old
      where b.id = old.id and b.receiving_until is not null
-    returning b.*, old.receiving_idle as was_idle`.execute(db);
+    returning b.*, old.receiving_idle as was_idle, old.receiving_place as place`.execute(db);
   const [row] = rows;
   if (!row) return undefined;
-  const { wasIdle, ...batch } = row;
-  return { batch: batch as BatchRow, wasIdle };
+  const { wasIdle, place, ...batch } = row;
+  return { batch: batch as BatchRow, wasIdle, place };
 }
 
 /**
@@ -139,11 +140,11 @@ export async function finishReceiving(db: Database, id: string) {
  * had gone idle, for the caller to enqueue in the same transaction.
  */
 export async function finishAbandonedBatches(db: Database) {
-  const { rows } = await sql<{ id: string; wasIdle: boolean }>`
+  const { rows } = await sql<{ id: string; wasIdle: boolean; place: Date | null }>`
     update batches b set receiving_until = null, receiving_idle = false, updated_at = now()
-      from (select id, receiving_idle from batches where receiving_until < now() for no key update skip locked) old
+      from (select id, receiving_idle, receiving_place from batches where receiving_until < now() for no key update skip locked) old
      where b.id = old.id
-    returning b.id, old.receiving_idle as was_idle`.execute(db);
+    returning b.id, old.receiving_idle as was_idle, old.receiving_place as place`.execute(db);
   return rows;
 }
 

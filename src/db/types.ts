@@ -26,6 +26,7 @@ export interface Batches {
   failedUploads: Generated<number>;
   id: Generated<string>;
   receivingIdle: Generated<boolean>;
+  receivingPlace: Timestamp | null;
   receivingUntil: Timestamp | null;
   startedAt: Timestamp | null;
   status: Generated<BatchStatus>;

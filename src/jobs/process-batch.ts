@@ -10,7 +10,7 @@ import type { LaneBudget } from './lanes.ts';
 import { isVideo, type Rendered, renderMedia, runPipeline } from './pipeline.ts';
 import { latestOnly, uploadProgress } from './upload-progress.ts';
 
-export type BatchJobHelpers = Pick<JobHelpers, 'abortSignal'> & { job: { id: string; locked_by?: string | null } };
+export type BatchJobHelpers = Pick<JobHelpers, 'abortSignal'> & { job: { id: string; locked_by?: string | null; run_at: Date } };
 
 export interface BatchJobOptions {
   /** Aborts when the process may be presumed dead by others (see liveness.ts). */
@@ -74,7 +74,7 @@ async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpe
       }
       // Caught up with a request still arriving: its next files enqueue a new job. Unless files
       // came or the request ended meanwhile: then on with those.
-      const state = await idleWhileReceiving(ctx.db, batchId);
+      const state = await idleWhileReceiving(ctx.db, batchId, helpers.job.run_at);
       if (state === 'idle') ctx.logger.debug({ batchId }, 'caught up with a batch still arriving; its next files restart it');
       if (state !== 'more') break;
     }

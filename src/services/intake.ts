@@ -85,8 +85,10 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
       // The batch row last: the worker updates it with every outcome, so it waits on this
       // transaction's row lock only for its commit.
       await insertUploads(trx, rows.map((row) => ({ ...row, batchId: id })));
-      // The worker had caught up with the request and ended its job: it needs a new one.
-      if ((await extendReceiving(trx, id, rows.length, leaseEnd()))?.wasIdle) await enqueueProcessBatch(trx, { batchId: id });
+      // The worker had caught up with the request and ended its job: it needs a new one, in
+      // the batch's place in the queue, not behind batches created after it.
+      const extended = await extendReceiving(trx, id, rows.length, leaseEnd());
+      if (extended?.wasIdle) await enqueueProcessBatch(trx, { batchId: id }, extended.place);
       return id;
     });
     if (created && !batchId) {
@@ -163,7 +165,7 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
       const id = batchId;
       const done = await ctx.db.transaction().execute(async (trx) => {
         const done = await finishReceiving(trx, id);
-        if (done?.wasIdle) await enqueueProcessBatch(trx, { batchId: id });
+        if (done?.wasIdle) await enqueueProcessBatch(trx, { batchId: id }, done.place);
         return done;
       });
       if (!done) throw new Error(`batch ${id} was ended by another while its request was still arriving`);
