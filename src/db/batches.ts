@@ -84,8 +84,9 @@ export async function completeBatch(db: Database, id: string) {
 /**
  * The worker ran out of uploads while the batch's request is still arriving: it ends its job
  * (a worker slot must not wait on a slow client), and whoever adds the next uploads enqueues
- * a new one, at `place` in the queue: the run_at of the job that ends. 'more' means there is more to do after all: uploads committed meanwhile, or the
- * request ended. Undefined: the batch is no longer PROCESSING (cancelled or gone).
+ * a new one, at `place` in the queue: the run_at of the job that ends. 'more' means there is
+ * more to do after all: uploads committed meanwhile, or the request ended. Undefined: the batch
+ * is no longer PROCESSING (cancelled or gone).
  */
 export async function idleWhileReceiving(db: Database, id: string, place: Date): Promise<'idle' | 'more' | undefined> {
   return db.transaction().execute(async (trx) => {
