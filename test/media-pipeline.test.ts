@@ -1,13 +1,17 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { FormattedExecutionResult } from 'graphql';
 import exifr from 'exifr';
+import { sql } from 'kysely';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lockOwnerContent } from '../src/db/duplicates.ts';
 import { BatchProgress } from './documents.ts';
 import { BatchMedia, CreateBatchMedia, UploadMedia } from './documents-media.ts';
 import type { BatchProgressSubscription, UploadMediaFieldsFragment } from './gql/graphql.ts';
 import { startTestApp, type TestApp } from './helpers/app.ts';
+import { dbId } from './helpers/batches.ts';
 import { client } from './helpers/client.ts';
 import * as images from './helpers/images.ts';
 import * as media from './helpers/media.ts';
@@ -233,6 +237,47 @@ describe('duplicates', () => {
     const again = await media.uploadWith(app, CreateBatchMedia, one.token, [{ name: 'broken.png', data: broken }]);
     expect(again.data!.createBatch).toMatchObject({ __typename: 'CreateBatchSuccess', duplicates: [] });
   });
+
+  it('lets a request of the owner go on while another holds different content, and makes one with the same content wait', async () => {
+    const { token, userId } = await api.signUp();
+    const held = await images.png({ width: 54, height: 40, color: 'black' });
+    const other = await images.png({ width: 55, height: 40, color: 'black' });
+    // Another request of this owner, midway through storing `held`: its transaction holds that content.
+    let release!: () => void;
+    const locked = Promise.withResolvers<void>();
+    const holder = app.ctx.db.transaction().execute(async (trx) => {
+      await lockOwnerContent(trx, dbId(userId), [createHash('sha256').update(held).digest('hex')]);
+      locked.resolve();
+      await new Promise<void>((r) => (release = r));
+    });
+    await locked.promise;
+    try {
+      const same = media.uploadWith(app, CreateBatchMedia, token, [{ name: 'held.png', data: held }]);
+      const different = await Promise.race([
+        media.uploadWith(app, CreateBatchMedia, token, [{ name: 'other.png', data: other }]),
+        delay(20_000, 'still waiting' as const, { ref: false }),
+      ]);
+      expect(different).not.toBe('still waiting');
+      expect((different as Awaited<typeof same>).data!.createBatch).toMatchObject({ __typename: 'CreateBatchSuccess', duplicates: [] });
+      // The one with the same content waits for the lock (PostgreSQL says so), then goes on.
+      await expect.poll(() => advisoryWaiters(), { timeout: 20_000 }).toBeGreaterThan(0);
+      release();
+      await holder;
+      expect((await same).data!.createBatch).toMatchObject({ __typename: 'CreateBatchSuccess', duplicates: [] });
+    } finally {
+      release();
+      await holder;
+    }
+  });
+
+  const advisoryWaiters = async () =>
+    Number(
+      (
+        await sql<{ n: string }>`
+          select count(*) as n from pg_stat_activity
+           where datname = current_database() and wait_event_type = 'Lock' and wait_event = 'advisory'`.execute(app.ctx.db)
+      ).rows[0]!.n,
+    );
 
   it('stores a new file once when two requests race with it', async () => {
     const { token } = await api.signUp();

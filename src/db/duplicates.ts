@@ -2,11 +2,16 @@ import { sql } from 'kysely';
 import type { Database } from './database.ts';
 
 /**
- * Serialises createBatch per owner until the transaction ends, so two requests carrying the
- * same new file cannot both find it absent and both store it.
+ * Serialises, until the transaction ends, the owner's requests that carry any of these contents
+ * (hex SHA-256), so two of them cannot both find a new file absent and both store it. Requests
+ * with other contents go on: one lock per owner made a user's concurrent batches commit one
+ * after another, each waiting out the others' renames, syncs and inserts. The locks are taken
+ * in one order (unnest reads a sorted array in order), so two requests never wait in a cycle.
  */
-export async function lockOwnerContent(trx: Database, userId: string) {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:content:${userId}`}, 0))`.execute(trx);
+export async function lockOwnerContent(trx: Database, userId: string, sha256s: string[]) {
+  const keys = [...new Set(sha256s)].sort().map((h) => `darkroom:content:${userId}:${h}`);
+  if (keys.length === 0) return;
+  await sql`select pg_advisory_xact_lock(hashtextextended(k, 0)) from unnest(${keys}::text[]) as k`.execute(trx);
 }
 
 /**

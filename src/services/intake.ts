@@ -37,12 +37,12 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
   const leaseEnd = () => new Date(Date.now() + RECEIVING_LEASE_MS);
 
   async function commit(group: ReceivedFile[]) {
-    // Before the transaction: syncing a large file takes a while, and other requests of this
-    // owner would wait for its lock meanwhile.
+    // Before the transaction: syncing a large file takes a while, and a request of this owner
+    // with the same content would wait for its lock meanwhile.
     await ctx.storage.syncIncoming(group.map((f) => f.tempPath!));
     const created = await ctx.db.transaction().execute(async (trx) => {
       // Content the owner already has, or that came earlier in this request, is not stored again.
-      await lockOwnerContent(trx, userId);
+      await lockOwnerContent(trx, userId, group.map((f) => f.sha256));
       const existing = await findContentOwners(trx, userId, group.map((f) => f.sha256));
       const fresh: { file: ReceivedFile; id: string }[] = [];
       for (const file of group) {
