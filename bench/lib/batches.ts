@@ -1,6 +1,6 @@
 import type { Client } from 'graphql-ws';
 import { createBatch, type CreatedBatch, type Received, terminalAt, watchBatch } from './client.ts';
-import { type Photo, uploadOf } from './photos.ts';
+import { deal, type Photo, uploadOf } from './photos.ts';
 
 export interface BatchRun {
   created: CreatedBatch;
@@ -33,7 +33,7 @@ export async function runBatches(
   abort: Promise<never>,
   onAllCreated?: () => void,
 ) {
-  const groups = Array.from({ length: count }, (_, g) => photos.filter((_, i) => i % count === g)).filter((g) => g.length);
+  const groups = deal(photos, count);
   let pending = groups.length;
   let allCreatedAt = NaN;
   const created = () => {

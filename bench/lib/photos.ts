@@ -67,6 +67,11 @@ export function repeatTo(photos: Photo[], n: number): Photo[] {
   return Array.from({ length: n }, (_, i) => photos[i % photos.length]!);
 }
 
+/** Items dealt round-robin into `count` groups, as the bench deals photos into batches. */
+export function deal<T>(items: readonly T[], count: number): T[][] {
+  return Array.from({ length: count }, (_, g) => items.filter((_, i) => i % count === g)).filter((g) => g.length);
+}
+
 /** A small real image: what is left of a per-upload cost once decoding is nearly free. */
 export async function tinyPhoto(): Promise<Photo> {
   const data = await sharp({ create: { width: 160, height: 120, channels: 3, background: 'gray', noise: { type: 'gaussian', mean: 128, sigma: 30 } } })

@@ -5,8 +5,8 @@ import { connectWs, createBatch, localId, signUp, terminalAt, watchBatch } from 
 import { type BenchContext, scratchDir } from '../lib/context.ts';
 import { backendPids, runTimeline } from '../lib/database.ts';
 import { cpuLoad, cpuMeter, cpuMsOf } from '../lib/machine.ts';
-import { bareLoop } from '../lib/media-work.ts';
-import { type Photo, repeatTo, uploadOf, writePhotos } from '../lib/photos.ts';
+import { bareLoop, bareLoopByBatch } from '../lib/media-work.ts';
+import { deal, type Photo, repeatTo, uploadOf, writePhotos } from '../lib/photos.ts';
 import { startApi, startWorkerProcess } from '../lib/service.ts';
 import { MiB, ms, num } from '../lib/stats.ts';
 
@@ -69,11 +69,15 @@ export async function throughput(b: BenchContext) {
       const svc: number[] = [];
       const bare: number[] = [];
       const beside: number[] = [];
+      // Batches one photo at a time on several slots: the same rule in the bare loop (2b).
+      const byBatch = setup.lanes === 1 && batches > 1 && parallelism > 1 ? deal(files, batches) : undefined;
+      const ruled: number[] = [];
       let failed = { svc: 0, bare: 0 };
       let cpu: Record<string, number> = {};
       for (let r = 0; r < rounds; r++) {
         const base = await bareLoop(files, parallelism);
         bare.push(base.ms);
+        if (byBatch) ruled.push((await bareLoopByBatch(byBatch, parallelism)).ms);
         const stop = await cpuMeter({ api: api.pid, worker: worker.pid, postgres: () => backendPids(db.name) });
         let receiving: Promise<number> | undefined;
         const apiCpu0 = await cpuMsOf(api.pid);
@@ -113,6 +117,13 @@ export async function throughput(b: BenchContext) {
         `${label}, ${n} photos in ${batches} batch(es): service ${svc.map((v) => ms(v)).join(' / ')}; ` +
           `bare loop ${bare.map((v) => ms(v)).join(' / ')} (best of ${rounds} used); failed uploads ${failed.svc} vs ${failed.bare} in the bare loop`,
       );
+      if (ruled.length) {
+        b.note(
+          `${label}, the bare loop under the service's rule (a lane takes a whole batch, in creation order, and does its photos ` +
+            `one at a time): ${ruled.map((v) => ms(v)).join(' / ')}, best ${num(Math.min(...ruled) / best.bare, 2)}× the bare loop; ` +
+            `the service ${num(best.svc / Math.min(...ruled), 2)}× that`,
+        );
+      }
       b.note(
         `${label}, the service's CPU outside the media work (${num(outside / n)} ms per photo) as a plain load of ` +
           `${num(share, 2)} core(s) beside the bare loop: ${beside.map((v) => ms(v)).join(' / ')}, best ${num(Math.min(...beside) / best.bare, 2)}× ` +
