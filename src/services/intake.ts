@@ -16,7 +16,8 @@ import { enqueueProcessBatch } from '../jobs/contract.ts';
 export const RECEIVING_LEASE_MS = 120_000;
 // A group is a transaction of some eight statements, so files are not committed one by one: the
 // first at once (the worker starts on it), then groups that double up to MAX_GROUP, and on a
-// slow link whatever has waited GROUP_WAIT_MS.
+// slow link whatever has waited GROUP_WAIT_MS. MAX_GROUP also bounds the content locks a group's
+// transaction holds (one per file, see lockOwnerContent) within PostgreSQL's default lock table.
 const MAX_GROUP = 64;
 const GROUP_WAIT_MS = 100;
 
