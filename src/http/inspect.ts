@@ -4,6 +4,7 @@
  */
 import sharp from 'sharp';
 import type { DetectedType } from '../services/filetype.ts';
+import { readImageHeader } from './image-header.ts';
 
 export type InspectionCode = 'PIXEL_LIMIT_EXCEEDED' | 'ANIMATION_TOO_LONG' | 'POLYGLOT' | 'CORRUPT_IMAGE';
 export interface InspectionLimits {
@@ -40,7 +41,7 @@ export async function inspectFile(
   // Videos are decoded by ffmpeg in the worker, which bounds them itself.
   if (detected.kind === 'video') return null;
 
-  const header = await readHeader(file.data ?? file.path);
+  const header = readImageHeader(detected.mime, file.data ?? file.head) ?? (await readHeader(file.data ?? file.path));
   if (!header) return { code: 'CORRUPT_IMAGE', message: `The ${detected.format} header could not be read` };
   const pixels = header.width * header.height;
   if (pixels > limits.maxImagePixels) {
@@ -58,6 +59,7 @@ export async function inspectFile(
   return null;
 }
 
+/** What libvips reads of the header: for the formats and cases readImageHeader leaves to it. */
 async function readHeader(input: Buffer | string) {
   try {
     // Header only: no pixel is decoded here, so the size check itself cannot be bombed.

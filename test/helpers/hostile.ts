@@ -3,7 +3,7 @@ import sharp from 'sharp';
 
 /** Hostile inputs, each made here from scratch: no attack file lives in the repository. */
 
-function pngChunk(type: string, data: Buffer): Buffer {
+export function pngChunk(type: string, data: Buffer): Buffer {
   const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
   const len = Buffer.alloc(4);
   len.writeUInt32BE(data.length);
