@@ -47,7 +47,8 @@ function jpeg(b: Buffer): ImageHeader | undefined {
     if (length < 2 || i + 2 + length > b.length) return undefined;
     if (PLAIN_FRAMES.has(marker)) {
       if (frame || length < 8) return undefined;
-      const [precision, components] = [b[i + 4], b[i + 9]!];
+      const precision = b[i + 4];
+      const components = b[i + 9]!;
       const height = b.readUInt16BE(i + 5);
       const width = b.readUInt16BE(i + 7);
       if (precision !== 8 || !height || !width || ![1, 3, 4].includes(components) || length !== 8 + 3 * components) return undefined;
