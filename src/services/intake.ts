@@ -43,8 +43,9 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
     await ctx.storage.syncIncoming(group.map((f) => f.tempPath!));
     const created = await ctx.db.transaction().execute(async (trx) => {
       // Content the owner already has, or that came earlier in this request, is not stored again.
-      await lockOwnerContent(trx, userId, group.map((f) => f.sha256));
-      const existing = await findContentOwners(trx, userId, group.map((f) => f.sha256));
+      const contents = group.map((f) => f.sha256);
+      await lockOwnerContent(trx, userId, contents);
+      const existing = await findContentOwners(trx, userId, contents);
       const fresh: { file: ReceivedFile; id: string }[] = [];
       for (const file of group) {
         const known = owners.get(file.sha256) ?? existing.get(file.sha256);
