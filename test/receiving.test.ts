@@ -3,13 +3,16 @@
  * the first file, not after the last byte. Until the request ends the batch is its own: hidden
  * from its owner, never completed. A request that fails midway keeps what it stored.
  */
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import { print } from 'graphql';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { extendReceiving, idleWhileReceiving, insertBatch, startBatch } from '../src/db/batches.ts';
 import { listRuns } from '../src/db/upload-runs.ts';
 import { insertUploads } from '../src/db/uploads.ts';
+import { insertUser } from '../src/db/users.ts';
 import { ReceivedFile } from '../src/http/multipart.ts';
 import { sweepStorage } from '../src/jobs/sweep-storage.ts';
 import { detectImageType } from '../src/services/filetype.ts';
@@ -257,6 +260,24 @@ it('a worker that runs out of uploads just as a group commits goes on with that 
   // Its new job goes where the ended one stood in the queue.
   expect(await extendReceiving(db, id, 1, until)).toEqual({ wasIdle: true, place });
   await db.deleteFrom('batches').where('id', '=', id).execute(); // no job was ever enqueued for it
+});
+
+it('a group whose files cannot be moved into place commits none of its rows', async () => {
+  const { db, storage } = app.ctx;
+  // A user of its own, whose originals/ entry is a file: no file of theirs can be renamed into it.
+  const owner = (await insertUser(db, { email: `blocked-${Date.now()}@example.com`, passwordHash: 'x' }))!;
+  await mkdir(path.join(storage.root, 'originals'), { recursive: true });
+  await writeFile(path.join(storage.root, 'originals', owner.id), 'not a directory');
+  const files = await Promise.all(Array.from({ length: 3 }, (_, i) => receivedFile(i, 400 + i)));
+  const intake = batchIntake(app.ctx, owner.id);
+  for (const f of files) intake.add(f);
+  // The rows go in while the files are being moved: the failed move must still roll them back.
+  await expect(intake.finish()).rejects.toThrow(/not a directory/);
+  expect(await db.selectFrom('batches').select('id').where('userId', '=', owner.id).execute()).toEqual([]);
+  expect(await db.selectFrom('uploads').select('id').where('userId', '=', owner.id).execute()).toEqual([]);
+  // Nothing received is lost: the files are still where the request's cleanup finds them.
+  for (const f of files) expect(f.claimed).toBe(false);
+  await Promise.all(files.map((f) => access(f.tempPath!)));
 });
 
 it('a request that fails midway keeps the files it stored, processes them, and says where they are', async () => {

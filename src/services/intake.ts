@@ -5,7 +5,10 @@
  * finish(). A request that fails midway keeps what it stored: finish() ends it all the same.
  */
 import { randomUUID } from 'node:crypto';
+import type { Insertable } from 'kysely';
 import type { AppContext } from '../context.ts';
+import type { Database } from '../db/database.ts';
+import type { Uploads } from '../db/types.ts';
 import { type BatchRow, extendReceiving, finishReceiving, insertBatch } from '../db/batches.ts';
 import { findContentOwners, lockOwnerContent } from '../db/duplicates.ts';
 import { insertUploads } from '../db/uploads.ts';
@@ -67,31 +70,17 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
         sha256: Buffer.from(f.sha256, 'hex'),
         originalKey: `originals/${userId}/${id}.${f.detected!.ext}`,
       }));
-      // Files move into place before the rows exist, so the job never meets a row without its
-      // file, and are on disk before the rows commit: createBatch answering means stored.
-      await Promise.all(
-        fresh.map(async ({ file }, i) => {
-          await ctx.storage.commit(file.tempPath!, rows[i]!.originalKey);
-          file.claimed = true;
-        }),
-      );
-      await ctx.storage.persist(rows.map((r) => r.originalKey));
+      // Files move into place, and are on disk, before the rows commit: the job never meets a
+      // row without its file, and createBatch answering means stored. The rows go in meanwhile
+      // (no one sees them before the commit): the renames and the directory sync took as long
+      // as the inserts, one after the other, in front of every group's commit.
+      const placing = place(fresh.map(({ file }, i) => ({ file, key: rows[i]!.originalKey })));
+      const inserting = insert(trx, rows);
+      const [placed, inserted] = await Promise.allSettled([placing, inserting]);
+      if (placed.status === 'rejected') throw placed.reason;
+      if (inserted.status === 'rejected') throw inserted.reason;
       position += rows.length;
-      if (!batchId) {
-        const { id } = await insertBatch(trx, { userId, totalUploads: rows.length, receivingUntil: leaseEnd() });
-        await insertUploads(trx, rows.map((row) => ({ ...row, batchId: id })));
-        await enqueueProcessBatch(trx, { batchId: id });
-        return id;
-      }
-      const id = batchId;
-      // The batch row last: the worker updates it with every outcome, so it waits on this
-      // transaction's row lock only for its commit.
-      await insertUploads(trx, rows.map((row) => ({ ...row, batchId: id })));
-      // The worker had caught up with the request and ended its job: it needs a new one, in
-      // the batch's place in the queue, not behind batches created after it.
-      const extended = await extendReceiving(trx, id, rows.length, leaseEnd());
-      if (extended?.wasIdle) await enqueueProcessBatch(trx, { batchId: id }, extended.place);
-      return id;
+      return inserted.value;
     });
     if (created && !batchId) {
       batchId = created;
@@ -100,6 +89,35 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
       }, RECEIVING_LEASE_MS / 4);
       heartbeat.unref();
     }
+  }
+
+  async function place(files: { file: ReceivedFile; key: string }[]) {
+    await Promise.all(
+      files.map(async ({ file, key }) => {
+        await ctx.storage.commit(file.tempPath!, key);
+        file.claimed = true;
+      }),
+    );
+    await ctx.storage.persist(files.map((f) => f.key));
+  }
+
+  /** The group's rows, and the batch's with the first group; its id. */
+  async function insert(trx: Database, rows: Omit<Insertable<Uploads>, 'batchId'>[]) {
+    if (!batchId) {
+      const { id } = await insertBatch(trx, { userId, totalUploads: rows.length, receivingUntil: leaseEnd() });
+      await insertUploads(trx, rows.map((row) => ({ ...row, batchId: id })));
+      await enqueueProcessBatch(trx, { batchId: id });
+      return id;
+    }
+    const id = batchId;
+    // The batch row last: the worker updates it with every outcome, so it waits on this
+    // transaction's row lock only for its commit.
+    await insertUploads(trx, rows.map((row) => ({ ...row, batchId: id })));
+    // The worker had caught up with the request and ended its job: it needs a new one, in
+    // the batch's place in the queue, not behind batches created after it.
+    const extended = await extendReceiving(trx, id, rows.length, leaseEnd());
+    if (extended?.wasIdle) await enqueueProcessBatch(trx, { batchId: id }, extended.place);
+    return id;
   }
 
   /**
