@@ -80,7 +80,16 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
       if (placed.status === 'rejected') throw placed.reason;
       if (inserted.status === 'rejected') throw inserted.reason;
       position += rows.length;
-      return inserted.value;
+      const id = inserted.value;
+      if (id === batchId) {
+        // The batch row last, once the files are in place: the worker updates it with every
+        // outcome, so it waits on this transaction's row lock only for its commit. The worker
+        // may have caught up with the request and ended its job: it then needs a new one, in
+        // the batch's place in the queue, not behind batches created after it.
+        const extended = await extendReceiving(trx, id, rows.length, leaseEnd());
+        if (extended?.wasIdle) await enqueueProcessBatch(trx, { batchId: id }, extended.place);
+      }
+      return id;
     });
     if (created && !batchId) {
       batchId = created;
@@ -101,22 +110,11 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
     await ctx.storage.persist(files.map((f) => f.key));
   }
 
-  /** The group's rows, and the batch's with the first group; its id. */
+  /** The group's upload rows, with the first group the batch and its job too; the batch's id. */
   async function insert(trx: Database, rows: Omit<Insertable<Uploads>, 'batchId'>[]) {
-    if (!batchId) {
-      const { id } = await insertBatch(trx, { userId, totalUploads: rows.length, receivingUntil: leaseEnd() });
-      await insertUploads(trx, rows.map((row) => ({ ...row, batchId: id })));
-      await enqueueProcessBatch(trx, { batchId: id });
-      return id;
-    }
-    const id = batchId;
-    // The batch row last: the worker updates it with every outcome, so it waits on this
-    // transaction's row lock only for its commit.
+    const id = batchId ?? (await insertBatch(trx, { userId, totalUploads: rows.length, receivingUntil: leaseEnd() })).id;
     await insertUploads(trx, rows.map((row) => ({ ...row, batchId: id })));
-    // The worker had caught up with the request and ended its job: it needs a new one, in
-    // the batch's place in the queue, not behind batches created after it.
-    const extended = await extendReceiving(trx, id, rows.length, leaseEnd());
-    if (extended?.wasIdle) await enqueueProcessBatch(trx, { batchId: id }, extended.place);
+    if (!batchId) await enqueueProcessBatch(trx, { batchId: id });
     return id;
   }
 
