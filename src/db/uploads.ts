@@ -1,4 +1,4 @@
-import { type Insertable, type Selectable, sql, type Updateable } from 'kysely';
+import { type Insertable, type RawBuilder, type Selectable, sql, type Updateable } from 'kysely';
 import type { CaptureMetadata } from '../services/exif.ts';
 import type { Database } from './database.ts';
 import { statement } from './prepared.ts';
@@ -105,64 +105,80 @@ export type UploadOutcome =
     })
   | { status: 'FAILED'; errorMessage: string };
 
+/** An attempt's final outcome, for finishUpload, or for the lane's next claim to record (claimNextRun). */
+export interface FinishedRun {
+  runId: string;
+  uploadId: string;
+  batchId: string;
+  endedAt: Date;
+  outcome: UploadOutcome;
+}
+
+export type OutcomeValues = Omit<FinishedRun, 'outcome'> & Omit<Updateable<Uploads>, 'id' | 'batchId'>;
+
+/** A statement's values for an outcome: the run, and the upload's new columns. */
+export function outcomeValues({ outcome, ...run }: FinishedRun): OutcomeValues {
+  const columns =
+    outcome.status === 'COMPLETED' ? { ...outcome, errorMessage: null } : { status: outcome.status, errorMessage: outcome.errorMessage };
+  return { ...run, ...columns };
+}
+
 /**
- * Records an attempt's final outcome in one statement (one round trip, one commit): its run
- * ends at `endedAt`, the upload takes its final state, and the batch counts it. Only a
- * PROCESSING row transitions, so a re-run can never finish (and count) the same upload twice,
- * and only while the lease holds: after a forced unlock the upload is someone else's to redo.
- * `finished` is false when nothing changed; `leaseHeld` says whether the upload was gone.
- * An outcome lost to a crash of PostgreSQL leaves the upload PROCESSING, to be redone like an
- * interrupted one (see redoableCommit): it does not wait for the WAL flush.
+ * The writes that record an outcome, each only where `holds` (the lease): the run ends at
+ * `endedAt`, the upload takes its final state (`done`), and the batch counts it. Only a
+ * PROCESSING row transitions, so a re-run can never finish (and count) the same upload twice;
+ * after a forced unlock the upload is someone else's to redo. For one WITH: `counted` reads
+ * `done` by that name.
+ */
+export function outcomeWrites(db: Database, v: OutcomeValues, status: UploadOutcome['status'], holds: RawBuilder<boolean>) {
+  const { runId, uploadId, batchId, endedAt, ...columns } = v;
+  const counter = status === 'COMPLETED' ? 'successfulUploads' : 'failedUploads';
+  return {
+    run: db.updateTable('uploadRuns').set({ outcome: status, finishedAt: endedAt }).where('id', '=', runId).where(holds).returning('id'),
+    done: db
+      .updateTable('uploads')
+      .set((eb) => ({ ...columns, attempts: eb('attempts', '+', 1), completedAt: now(), updatedAt: now() }))
+      .where('id', '=', uploadId)
+      .where('status', '=', 'PROCESSING')
+      .where(holds)
+      .returning('id'),
+    counted: db
+      .updateTable('batches')
+      .set((eb) => ({ [counter]: eb(counter, '+', 1), updatedAt: now() }))
+      .where('id', '=', batchId)
+      .where(sql<boolean>`exists (select 1 from done)`)
+      .returning('id'),
+  };
+}
+
+/**
+ * Records an attempt's final outcome in one statement (one round trip, one commit; see
+ * outcomeWrites). `finished` is false when nothing changed; `leaseHeld` says whether the upload
+ * was gone. An outcome lost to a crash of PostgreSQL leaves the upload PROCESSING, to be redone
+ * like an interrupted one (see redoableCommit): it does not wait for the WAL flush. A lane that
+ * goes on records its outcome with its next claim instead (claimNextRun).
  */
 export async function finishUpload(
   db: Database,
   run: Lease & { id: string; uploadId: string; batchId: string; endedAt: Date },
   outcome: UploadOutcome,
 ) {
-  const values =
-    outcome.status === 'COMPLETED'
-      ? { ...outcome, errorMessage: null }
-      : { status: outcome.status, errorMessage: outcome.errorMessage };
   const { jobId, workerId, id: runId, uploadId, batchId, endedAt } = run;
-  const [row] = (await finishing(db, { jobId, workerId, runId, uploadId, batchId, endedAt, ...values }, outcome.status)).rows;
+  const values = outcomeValues({ runId, uploadId, batchId, endedAt, outcome });
+  const [row] = (await finishing(db, { jobId, workerId, ...values }, outcome.status)).rows;
   return row!;
 }
 
-type Finishing = Lease & { runId: string; uploadId: string; batchId: string; endedAt: Date } & Omit<Updateable<Uploads>, 'id' | 'batchId'>;
-
 // The text depends on the outcome: its columns, and which counter it adds to.
-const finishing = statement((db, v: Finishing, status: UploadOutcome['status']) => {
-  const { jobId, workerId, runId, uploadId, batchId, endedAt, ...columns } = v;
-  const counter = status === 'COMPLETED' ? 'successfulUploads' : 'failedUploads';
-  // Checked once; every write below depends on it.
-  const holds = sql<boolean>`(select ok from lease)`;
+const finishing = statement((db, v: Lease & OutcomeValues, status: UploadOutcome['status']) => {
+  const { jobId, workerId, ...values } = v;
+  // Checked once; every write depends on it.
+  const writes = outcomeWrites(db, values, status, sql<boolean>`(select ok from lease)`);
   return db
     .with('lease', (qb) => qb.selectNoFrom([leaseHeld({ jobId, workerId }).as('ok'), redoableCommit().as('redoable')]))
-    .with('run', (qb) =>
-      qb
-        .updateTable('uploadRuns')
-        .set({ outcome: status, finishedAt: endedAt })
-        .where('id', '=', runId)
-        .where(holds)
-        .returning('id'),
-    )
-    .with('done', (qb) =>
-      qb
-        .updateTable('uploads')
-        .set((eb) => ({ ...columns, attempts: eb('attempts', '+', 1), completedAt: now(), updatedAt: now() }))
-        .where('id', '=', uploadId)
-        .where('status', '=', 'PROCESSING')
-        .where(holds)
-        .returning('id'),
-    )
-    .with('counted', (qb) =>
-      qb
-        .updateTable('batches')
-        .set((eb) => ({ [counter]: eb(counter, '+', 1), updatedAt: now() }))
-        .where('id', '=', batchId)
-        .where((eb) => eb.exists(eb.selectFrom('done').select('done.id')))
-        .returning('id'),
-    )
+    .with('run', () => writes.run)
+    .with('done', () => writes.done)
+    .with('counted', () => writes.counted)
     .selectFrom('lease')
     .select((eb) => [eb.exists(eb.selectFrom('done').select('done.id')).as('finished'), 'lease.ok as leaseHeld']);
 });

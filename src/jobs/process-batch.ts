@@ -3,7 +3,15 @@ import type { AppContext } from '../context.ts';
 import { completeBatch, idleWhileReceiving, startBatch } from '../db/batches.ts';
 import { claimNextRun, finishRun, type MediaSource, startRun } from '../db/upload-runs.ts';
 import type { Lease } from '../db/fragments.ts';
-import { finishUpload, recordFailedAttempt, releaseUpload, type UploadOutcome, type UploadRow, uploadState } from '../db/uploads.ts';
+import {
+  type FinishedRun,
+  finishUpload,
+  recordFailedAttempt,
+  releaseUpload,
+  type UploadOutcome,
+  type UploadRow,
+  uploadState,
+} from '../db/uploads.ts';
 import { progressQueue } from '../services/progress.ts';
 import { enqueueProcessBatch, ProcessBatchPayload } from './contract.ts';
 import type { LaneBudget } from './lanes.ts';
@@ -31,7 +39,15 @@ class Interrupted extends Error {}
 
 type Progress = ReturnType<typeof progressQueue>;
 type Emit = Progress['emit'];
-type Step = { result: 'done' | 'gone' | 'cancelled' | 'interrupted'; finishing: Promise<unknown> };
+/**
+ * An attempt's outcome, not yet written: the lane's next claim records it (claimNextRun), or
+ * finishUpload once the lane stops. `after` follows once it is recorded, or found not to be.
+ */
+interface Pending {
+  run: FinishedRun;
+  after(recorded: boolean, leaseHeld: boolean): Promise<unknown>;
+}
+type Step = { result: 'done'; pending: Pending } | { result: 'gone' | 'cancelled' | 'interrupted'; finishing: Promise<unknown> };
 const settled: Promise<unknown> = Promise.resolve();
 
 /**
@@ -50,10 +66,9 @@ export async function processBatch(ctx: AppContext, rawPayload: unknown, helpers
 
 /**
  * The media work is one upload at a time (per lane); the bookkeeping does not queue in front of
- * it. While upload i+1 decodes, upload i's outcome commits and its events go out (after that
- * commit, in order). The next upload is claimed by position, so it never waits for the previous
- * outcome; a crash in between leaves at most two uploads PROCESSING per lane, which the next run
- * redoes, as it redoes any interrupted upload.
+ * it. While upload i+1 decodes, upload i's outcome commits, in the statement that claims upload
+ * i+1, and its events go out (after that commit, in order). A crash in between leaves at most
+ * two uploads PROCESSING per lane, which the next run redoes, as it redoes any interrupted upload.
  */
 async function work(ctx: AppContext, rawPayload: unknown, helpers: BatchJobHelpers, opts: BatchJobOptions, progress: Progress) {
   const { emit, hold } = progress;
@@ -167,24 +182,38 @@ async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, 
 async function runLane(ctx: AppContext, run: Run, opts: BatchJobOptions, o: LaneOptions, spawn: (() => void) | undefined): Promise<LaneEnd> {
   const { stop, jobId, workerId } = o;
   let finishing = settled;
+  let pending: Pending | undefined;
   let broken = false;
-  for (;;) {
-    // An outcome that could not be written fails the job now, not after the rest of the batch.
-    if (broken) await finishing;
-    const end: LaneEnd | undefined =
-      stop.aborted || Date.now() > run.deadline ? 'handover' : !spawn && opts.lanes?.crowded ? 'yielded' : undefined;
-    if (end) {
-      await finishing;
-      return end;
+  const follow = (step: Promise<unknown>) => {
+    finishing = step;
+    finishing.catch(() => (broken = true)); // awaited above or below; never unhandled meanwhile
+  };
+  // An outcome that no claim took along is written by itself before the lane ends.
+  const end = async (how: LaneEnd) => {
+    if (pending) {
+      const { run: r, after } = pending;
+      pending = undefined;
+      const lease = { jobId, workerId, id: r.runId, uploadId: r.uploadId, batchId: r.batchId, endedAt: r.endedAt };
+      const { finished, leaseHeld } = await finishUpload(ctx.db, lease, r.outcome);
+      follow(after(!!finished, leaseHeld));
     }
-    const claiming = claimNext(ctx, run, { jobId, workerId });
+    await finishing;
+    return how;
+  };
+  for (;;) {
+    // An outcome whose aftermath failed fails the job now, not after the rest of the batch.
+    if (broken) await finishing;
+    const stopping: LaneEnd | undefined =
+      stop.aborted || Date.now() > run.deadline ? 'handover' : !spawn && opts.lanes?.crowded ? 'yielded' : undefined;
+    if (stopping) return end(stopping);
+    const taking = pending;
+    pending = undefined;
+    const claiming = claimNext(ctx, run, { jobId, workerId }, taking?.run);
     // The previous upload's `completed` waits for this claim, to go out with this one's `started`.
     o.hold(claiming);
     const claim = await claiming;
-    if (!claim.owner) {
-      await finishing;
-      return 'lost';
-    }
+    if (taking) follow(taking.after(!!claim.recorded, claim.owner));
+    if (!claim.owner) return end('lost');
     if (!claim.upload) break;
     let rendering = run.ahead?.take(claim.upload.id);
     run.ahead = undefined;
@@ -207,21 +236,17 @@ async function runLane(ctx: AppContext, run: Run, opts: BatchJobOptions, o: Lane
       if (!queued && aheadAllowed()) run.ahead = lookAhead(ctx, following!, stop, run.chain);
     };
     const step = await processUpload(ctx, claim.upload, claim.runId, finishing, rendering, { ...opts, ...o, onRendered });
-    finishing = step.finishing;
-    finishing.catch(() => (broken = true)); // awaited above or below; never unhandled meanwhile
-    if (step.result === 'cancelled') {
-      await finishing;
-      return 'cancelled';
-    }
+    if (step.result === 'done') pending = step.pending;
+    else follow(step.finishing);
+    if (step.result === 'cancelled') return end('cancelled');
   }
-  await finishing;
-  return 'empty';
+  return end('empty');
 }
 
 /** Claims run one at a time, so that lanes never take the same upload and each follows the last. */
-function claimNext(ctx: AppContext, run: Run, lease: Lease) {
+function claimNext(ctx: AppContext, run: Run, lease: Lease, finishing: FinishedRun | undefined) {
   const claiming = run.claims.then(async () => {
-    const claim = await claimNextRun(ctx.db, { batchId: run.batchId, after: run.after, ...lease });
+    const claim = await claimNextRun(ctx.db, { batchId: run.batchId, after: run.after, ...lease, finishing });
     if (claim.owner && claim.upload) run.after = claim.upload.position;
     return claim;
   });
@@ -259,9 +284,9 @@ function lookAhead(ctx: AppContext, source: MediaSource, stop: AbortSignal, chai
 }
 
 /**
- * Runs the pipeline on a claimed upload. A success or a final failure is recorded behind
- * `previous` (outcomes commit in order) and handed back as `finishing`, for the caller to await
- * when it must; an interruption or a retry is handled at once, after `previous`.
+ * Runs the pipeline on a claimed upload. A success or a final failure is handed back as
+ * `pending`, for the lane to record with its next claim (so outcomes commit in order); its events
+ * go out behind `previous`. An interruption or a retry is handled at once, after `previous`.
  */
 async function processUpload(
   ctx: AppContext,
@@ -327,13 +352,18 @@ async function processUpload(
       watch.stop();
     }
     const done = row;
-    const finishing = previous.then(async () => {
-      if (!(await recordOutcome(ctx, done, outcome, { id: runId, endedAt, jobId: o.jobId, workerId: o.workerId }))) return progress.drop();
+    const after = async (recorded: boolean, leaseHeld: boolean) => {
+      if (!recorded) {
+        // Deleted while we worked: whatever we produced for it must not stay behind. (Without
+        // the lease, the files are the next worker's, which redoes the upload.)
+        if (leaseHeld) await ctx.storage.removeUpload(done.userId, done.id);
+        return progress.drop();
+      }
       progress.milestone(outcome.status === 'COMPLETED' ? 'completed' : 'failed', 100);
       await progress.sent;
       o.counted();
-    });
-    return { result: 'done', finishing };
+    };
+    return { result: 'done', pending: { run: { runId, uploadId: done.id, batchId: done.batchId, endedAt, outcome }, after } };
   }
 }
 
@@ -350,12 +380,4 @@ function watchUpload(ctx: AppContext, uploadId: string, intervalMs: number) {
   }, intervalMs);
   timer.unref();
   return { signal: controller.signal, stop: () => clearInterval(timer) };
-}
-
-async function recordOutcome(ctx: AppContext, row: UploadRow, outcome: UploadOutcome, run: Lease & { id: string; endedAt: Date }) {
-  const { finished, leaseHeld } = await finishUpload(ctx.db, { ...run, uploadId: row.id, batchId: row.batchId }, outcome);
-  // Deleted while we worked: whatever we produced for it must not stay behind. (Without the
-  // lease, the files are the next worker's, which redoes the upload.)
-  if (!finished && leaseHeld) await ctx.storage.removeUpload(row.userId, row.id);
-  return finished;
 }

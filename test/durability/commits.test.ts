@@ -59,3 +59,52 @@ it('a claim and an outcome commit without waiting for the flush, and leave their
   expect(await claimNextRun(db, { batchId: batch.dbId, after: -1, jobId, workerId })).toEqual({ owner: true, upload: undefined });
   expect(await commitSetting(db)).toBe('on');
 });
+
+it('a claim records the lane\'s previous outcome in the same statement, only while the lease holds', async () => {
+  const api = client(app);
+  const { token } = await api.signUp();
+  const batch = await uploadBatch(api, token, 2);
+  const workerId = 'test-worker';
+  const { rows } = await sql<{ id: string }>`
+    update graphile_worker._private_jobs set locked_by = ${workerId}, locked_at = now()
+     where key = ${`batch:${batch.dbId}`} returning id::text`.execute(db);
+  const jobId = rows[0]!.id;
+  await startBatch(db, batch.dbId);
+  const first = await claimNextRun(db, { batchId: batch.dbId, after: -1, jobId, workerId });
+  if (!first.owner || !first.upload) throw new Error(`nothing claimed: ${JSON.stringify(first)}`);
+  const finishing = {
+    runId: first.runId,
+    uploadId: first.upload.id,
+    batchId: batch.dbId,
+    endedAt: new Date(),
+    outcome: { status: 'FAILED', errorMessage: 'test' } as const,
+  };
+  const state = () =>
+    db
+      .selectFrom('uploads')
+      .innerJoin('batches', 'batches.id', 'uploads.batchId')
+      .select(['uploads.status', 'uploads.errorMessage', 'batches.failedUploads'])
+      .where('uploads.id', '=', finishing.uploadId)
+      .executeTakeFirstOrThrow();
+
+  // Someone else's lease: neither the outcome nor the claim is written.
+  const lost = await claimNextRun(db, { batchId: batch.dbId, after: first.upload.position, jobId, workerId: 'other', finishing });
+  expect(lost).toEqual({ owner: false, recorded: false });
+  expect(await state()).toEqual({ status: 'PROCESSING', errorMessage: null, failedUploads: 0 });
+
+  const second = await db.transaction().execute(async (trx) => {
+    const c = await claimNextRun(trx, { batchId: batch.dbId, after: first.upload.position, jobId, workerId, finishing });
+    expect(await commitSetting(trx)).toBe('off');
+    return c;
+  });
+  expect(second).toMatchObject({ owner: true, recorded: true, upload: { position: first.upload.position + 1, status: 'PROCESSING' } });
+  expect(await state()).toEqual({ status: 'FAILED', errorMessage: 'test', failedUploads: 1 });
+  expect(await commitSetting(db)).toBe('on');
+  const run = await db.selectFrom('uploadRuns').select(['outcome', 'finishedAt']).where('id', '=', first.runId).executeTakeFirstOrThrow();
+  expect(run).toEqual({ outcome: 'FAILED', finishedAt: finishing.endedAt });
+
+  // Recorded once: the same outcome again changes and counts nothing.
+  const again = await claimNextRun(db, { batchId: batch.dbId, after: first.upload.position + 1, jobId, workerId, finishing });
+  expect(again).toEqual({ owner: true, upload: undefined, recorded: false });
+  expect(await state()).toEqual({ status: 'FAILED', errorMessage: 'test', failedUploads: 1 });
+});
