@@ -29,17 +29,21 @@ afterAll(async () => {
 
 const commitSetting = async (d: Database) => (await sql<{ s: string }>`select current_setting('synchronous_commit') as s`.execute(d)).rows[0]!.s;
 
-it('a claim and an outcome commit without waiting for the flush, and leave their connection synchronous', async () => {
+/** A started batch of `count` uploads whose job is locked as a worker locks it: claims and outcomes check that lease. */
+async function leasedBatch(count: number) {
   const api = client(app);
   const { token } = await api.signUp();
-  const batch = await uploadBatch(api, token, 1);
+  const batch = await uploadBatch(api, token, count);
   const workerId = 'test-worker';
-  // The batch's job, locked as a worker locks it: the claim and the outcome check that lease.
   const { rows } = await sql<{ id: string }>`
     update graphile_worker._private_jobs set locked_by = ${workerId}, locked_at = now()
      where key = ${`batch:${batch.dbId}`} returning id::text`.execute(db);
-  const jobId = rows[0]!.id;
   await startBatch(db, batch.dbId);
+  return { batch, jobId: rows[0]!.id, workerId };
+}
+
+it('a claim and an outcome commit without waiting for the flush, and leave their connection synchronous', async () => {
+  const { batch, jobId, workerId } = await leasedBatch(1);
 
   const claim = await db.transaction().execute(async (trx) => {
     const c = await claimNextRun(trx, { batchId: batch.dbId, after: -1, jobId, workerId });
@@ -61,15 +65,7 @@ it('a claim and an outcome commit without waiting for the flush, and leave their
 });
 
 it('a claim records the lane\'s previous outcome in the same statement, only while the lease holds', async () => {
-  const api = client(app);
-  const { token } = await api.signUp();
-  const batch = await uploadBatch(api, token, 2);
-  const workerId = 'test-worker';
-  const { rows } = await sql<{ id: string }>`
-    update graphile_worker._private_jobs set locked_by = ${workerId}, locked_at = now()
-     where key = ${`batch:${batch.dbId}`} returning id::text`.execute(db);
-  const jobId = rows[0]!.id;
-  await startBatch(db, batch.dbId);
+  const { batch, jobId, workerId } = await leasedBatch(2);
   const first = await claimNextRun(db, { batchId: batch.dbId, after: -1, jobId, workerId });
   if (!first.owner || !first.upload) throw new Error(`nothing claimed: ${JSON.stringify(first)}`);
   const finishing = {
