@@ -115,6 +115,8 @@ interface Run {
   deadline: number;
   after: number;
   claims: Promise<unknown>;
+  /** The upload after the last claimed one, as that claim named it: whichever lane claims next takes it. */
+  next?: MediaSource;
   ahead?: LookAhead;
   lanes: number;
   /** Media work started ahead goes to the media thread on this chain, behind the work before it. */
@@ -220,20 +222,27 @@ async function runLane(ctx: AppContext, run: Run, opts: BatchJobOptions, o: Lane
     const { following } = claim;
     const position = claim.upload.position;
     if (following) spawn?.();
-    // Once this upload's pixels are done, the next one's may start: its file writes, metadata
-    // and analysis need little CPU, and a model server's answer can take seconds. Not while other
-    // lanes keep the cores busy, nor once another claim has taken that upload.
-    const aheadAllowed = () => !!following && !run.ahead && run.lanes === 1 && run.after === position && !stop.aborted && Date.now() <= run.deadline;
-    // Two photos: the next one is sent to the media thread now, to start there the moment this
-    // one's work ends, instead of a round trip through this thread later (2 % of figure 1's run
-    // was the media thread waiting for it). Not a video: its work runs outside the media thread.
-    const queued = !!spawn && !isVideo(claim.upload) && !!following && !isVideo(following) && aheadAllowed();
+    const aheadAllowed = () => !run.ahead && !stop.aborted && Date.now() <= run.deadline;
+    // Two photos in a lane alone: the next one is sent to the media thread now, to start there
+    // the moment this one's work ends, instead of a round trip through this thread later (2 % of
+    // figure 1's run was the media thread waiting for it). Not a video: its work runs outside
+    // the media thread.
+    const queued =
+      !!spawn && run.lanes === 1 && !isVideo(claim.upload) && !!following && !isVideo(following) && run.after === position && aheadAllowed();
     if (queued) {
       rendering ??= started(renderMedia(ctx, claim.upload, stop, run.chain));
       run.ahead = lookAhead(ctx, following, stop, run.chain);
     }
+    // Otherwise, once this upload's pixels are done, the next one's may start: its file writes,
+    // metadata and analysis need little CPU, and a model server's answer can take seconds. Beside
+    // other lanes that is the upload after the latest claim, whichever lane claims it: each lane
+    // then starts its next pixels as its last ones end, so no more media work runs at once than
+    // there are lanes (in 2d's setup one of two lanes had no media work a fifth of the time).
     const onRendered = () => {
-      if (!queued && aheadAllowed()) run.ahead = lookAhead(ctx, following!, stop, run.chain);
+      const next = run.next;
+      if (queued || !next || !aheadAllowed()) return;
+      // Chained only alone: beside other lanes the chain's last work may be another lane's.
+      run.ahead = lookAhead(ctx, next, stop, run.lanes === 1 ? run.chain : undefined);
     };
     const step = await processUpload(ctx, claim.upload, claim.runId, finishing, rendering, { ...opts, ...o, onRendered });
     if (step.result === 'done') pending = step.pending;
@@ -247,6 +256,7 @@ async function runLane(ctx: AppContext, run: Run, opts: BatchJobOptions, o: Lane
 function claimNext(ctx: AppContext, run: Run, lease: Lease, finishing: FinishedRun | undefined) {
   const claiming = run.claims.then(async () => {
     const claim = await claimNextRun(ctx.db, { batchId: run.batchId, after: run.after, ...lease, finishing });
+    if (claim.owner) run.next = claim.upload && claim.following;
     if (claim.owner && claim.upload) run.after = claim.upload.position;
     return claim;
   });
