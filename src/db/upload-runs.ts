@@ -38,6 +38,8 @@ export async function claimNextRun(
   c: Lease & { batchId: string; after: number; finishing?: FinishedRun },
 ): Promise<Claim> {
   const { batchId, after, jobId, workerId, finishing } = c;
+  // One statement, one batch: the outcome's batch stands for the claim's in its text.
+  if (finishing && finishing.batchId !== batchId) throw new Error('an outcome is recorded only with a claim in its own batch');
   const { rows } = finishing
     ? await claimingAfter(db, { jobId, workerId, after, ...outcomeValues(finishing) }, finishing.outcome.status)
     : await claiming(db, { batchId, after, jobId, workerId });
