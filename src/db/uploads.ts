@@ -158,14 +158,8 @@ export function outcomeWrites(db: Database, v: OutcomeValues, status: UploadOutc
  * like an interrupted one (see redoableCommit): it does not wait for the WAL flush. A lane that
  * goes on records its outcome with its next claim instead (claimNextRun).
  */
-export async function finishUpload(
-  db: Database,
-  run: Lease & { id: string; uploadId: string; batchId: string; endedAt: Date },
-  outcome: UploadOutcome,
-) {
-  const { jobId, workerId, id: runId, uploadId, batchId, endedAt } = run;
-  const values = outcomeValues({ runId, uploadId, batchId, endedAt, outcome });
-  const [row] = (await finishing(db, { jobId, workerId, ...values }, outcome.status)).rows;
+export async function finishUpload(db: Database, lease: Lease, run: FinishedRun) {
+  const [row] = (await finishing(db, { ...lease, ...outcomeValues(run) }, run.outcome.status)).rows;
   return row!;
 }
 

@@ -195,8 +195,7 @@ async function runLane(ctx: AppContext, run: Run, opts: BatchJobOptions, o: Lane
     if (pending) {
       const { run: r, after } = pending;
       pending = undefined;
-      const lease = { jobId, workerId, id: r.runId, uploadId: r.uploadId, batchId: r.batchId, endedAt: r.endedAt };
-      const { finished, leaseHeld } = await finishUpload(ctx.db, lease, r.outcome);
+      const { finished, leaseHeld } = await finishUpload(ctx.db, { jobId, workerId }, r);
       follow(after(!!finished, leaseHeld));
     }
     await finishing;

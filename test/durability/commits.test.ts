@@ -53,9 +53,9 @@ it('a claim and an outcome commit without waiting for the flush, and leave their
   if (!claim.owner || !claim.upload) throw new Error(`nothing claimed: ${JSON.stringify(claim)}`);
   expect(await commitSetting(db)).toBe('on');
 
-  const run = { id: claim.runId, jobId, workerId, uploadId: claim.upload.id, batchId: batch.dbId, endedAt: new Date() };
+  const run = { runId: claim.runId, uploadId: claim.upload.id, batchId: batch.dbId, endedAt: new Date(), outcome: { status: 'FAILED', errorMessage: 'test' } } as const;
   await db.transaction().execute(async (trx) => {
-    expect(await finishUpload(trx, run, { status: 'FAILED', errorMessage: 'test' })).toEqual({ finished: true, leaseHeld: true });
+    expect(await finishUpload(trx, { jobId, workerId }, run)).toEqual({ finished: true, leaseHeld: true });
     expect(await commitSetting(trx)).toBe('off');
   });
   expect(await commitSetting(db)).toBe('on');
