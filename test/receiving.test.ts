@@ -9,7 +9,7 @@ import path from 'node:path';
 import { print } from 'graphql';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { extendReceiving, idleWhileReceiving, insertBatch, startBatch } from '../src/db/batches.ts';
+import { extendReceiving, finishReceiving, idleWhileReceiving, insertBatch, startBatch } from '../src/db/batches.ts';
 import { listRuns } from '../src/db/upload-runs.ts';
 import { insertUploads } from '../src/db/uploads.ts';
 import { insertUser } from '../src/db/users.ts';
@@ -81,7 +81,7 @@ async function receivedFile(i: number, width: number) {
 }
 
 /** The user's batch still being received, once `ready` holds for it and its upload rows. */
-async function receivingBatch(ready: (b: { receivingIdle: boolean }, uploads: { status: string; position: number }[]) => boolean) {
+async function receivingBatch(ready: (b: { receivingPlace: Date | null }, uploads: { status: string; position: number }[]) => boolean) {
   const until = Date.now() + 30_000;
   for (;;) {
     const batch = await app.ctx.db
@@ -105,7 +105,7 @@ it('processes the first file while the rest is still arriving; the batch appears
   const upload = streamingUpload(app.graphqlUrl, 3);
   upload.send(partBytes(p0), partHead(p1));
   // The worker finishes the first file, finds nothing more yet, and ends its job.
-  const { batch } = await receivingBatch((b, uploads) => b.receivingIdle && uploads[0]?.status === 'COMPLETED');
+  const { batch } = await receivingBatch((b, uploads) => b.receivingPlace !== null && uploads[0]?.status === 'COMPLETED');
   expect(batch).toMatchObject({ status: 'PROCESSING', totalUploads: 1, successfulUploads: 1, completedAt: null });
   // Meanwhile it is not the owner's yet.
   expect((await api.request(Batches, { first: 10 }, token)).data!.batches.edges).toEqual([]);
@@ -137,7 +137,7 @@ it('a batch whose worker caught up with its request keeps its place in the queue
   const [p0, p1] = [await photo('0'), await photo('1')];
   const upload = streamingUpload(app.graphqlUrl, 2);
   upload.send(partBytes(p0), partHead(p1));
-  const { batch: first } = await receivingBatch((b, uploads) => b.receivingIdle && uploads[0]?.status === 'COMPLETED');
+  const { batch: first } = await receivingBatch((b, uploads) => b.receivingPlace !== null && uploads[0]?.status === 'COMPLETED');
   // Two batches are created while the slot is taken (here: while no worker runs), then the
   // first batch's next file arrives.
   await app.stopWorker();
@@ -250,15 +250,20 @@ it('a worker that runs out of uploads just as a group commits goes on with that 
   const deciding = idleWhileReceiving(db, id, place);
   await new Promise((r) => setTimeout(r, 100));
   release.resolve();
-  expect(await group).toEqual({ wasIdle: false, place: null });
+  expect(await group).toEqual({ idlePlace: null });
   expect(await deciding).toBe('more');
-  expect(await db.selectFrom('batches').select('receivingIdle').where('id', '=', id).executeTakeFirst()).toEqual({ receivingIdle: false });
+  const placeOf = async () => (await db.selectFrom('batches').select('receivingPlace').where('id', '=', id).executeTakeFirstOrThrow()).receivingPlace;
+  expect(await placeOf()).toBeNull();
   // With nothing left, it does end idle, and the next group learns it must enqueue a job.
   await db.updateTable('uploads').set({ status: 'COMPLETED' }).where('batchId', '=', id).execute();
   expect(await idleWhileReceiving(db, id, place)).toBe('idle');
-  expect(await extendReceiving(db, id, 0, until)).toMatchObject({ wasIdle: false });
-  // Its new job goes where the ended one stood in the queue.
-  expect(await extendReceiving(db, id, 1, until)).toEqual({ wasIdle: true, place });
+  // A heartbeat (no files) leaves it idle.
+  expect(await extendReceiving(db, id, 0, until)).toEqual({ idlePlace: null });
+  expect(await placeOf()).toEqual(place);
+  // Its new job goes where the ended one stood in the queue; once, not again at the request's end.
+  expect(await extendReceiving(db, id, 1, until)).toEqual({ idlePlace: place });
+  expect(await placeOf()).toBeNull();
+  expect(await finishReceiving(db, id)).toMatchObject({ batch: { id }, idlePlace: null });
   await db.deleteFrom('batches').where('id', '=', id).execute(); // no job was ever enqueued for it
 });
 
@@ -306,7 +311,7 @@ it('the batch of a request whose API process died is ended by the storage sweep 
     const line = await proc.waitFor(/listening on (http:\/\/[^\s"]+)\/graphql/);
     const upload = streamingUpload(/http:\/\/[^\s"]+\/graphql/.exec(line)![0], 2);
     upload.send(partBytes(await photo('0')), partHead(await photo('1')));
-    ({ batch } = await receivingBatch((b, uploads) => b.receivingIdle && uploads[0]?.status === 'COMPLETED'));
+    ({ batch } = await receivingBatch((b, uploads) => b.receivingPlace !== null && uploads[0]?.status === 'COMPLETED'));
     await proc.stop('SIGKILL');
     await expect(upload.response).rejects.toThrow();
   } finally {

@@ -1,4 +1,4 @@
-import { type Selectable, sql } from 'kysely';
+import { type RawBuilder, type Selectable, sql } from 'kysely';
 import type { Database } from './database.ts';
 import { statement } from './prepared.ts';
 import { now, ownedBy, wantedIds } from './fragments.ts';
@@ -102,50 +102,57 @@ export async function idleWhileReceiving(db: Database, id: string, place: Date):
       .limit(1)
       .executeTakeFirst();
     if (unfinished) return 'more';
-    await trx.updateTable('batches').set({ receivingIdle: true, receivingPlace: place }).where('id', '=', id).execute();
+    await trx.updateTable('batches').set({ receivingPlace: place }).where('id', '=', id).execute();
     return 'idle';
   });
 }
 
 /**
+ * The batches' rows as they were, locked, for an update that must return what it replaced:
+ * PostgreSQL 15's RETURNING sees only the new row.
+ */
+const before = (where: RawBuilder<unknown>, skipLocked = false) =>
+  sql`(select id, receiving_place from batches where ${where} for no key update${skipLocked ? sql` skip locked` : sql``}) old`;
+
+/**
  * Counts `added` more uploads into a batch still being received and extends its deadline.
- * `wasIdle`: its worker had run out of uploads and ended its job, so the caller enqueues one,
- * at `place` in the queue (see idleWhileReceiving).
+ * `idlePlace`: its worker had run out of uploads and ended its job, so the caller enqueues one
+ * at this place in the queue (see idleWhileReceiving); null when no job is needed.
  */
 export async function extendReceiving(db: Database, id: string, added: number, receivingUntil: Date) {
-  const { rows } = await sql<{ wasIdle: boolean; place: Date | null }>`
+  const { rows } = await sql<{ idlePlace: Date | null }>`
     update batches b set total_uploads = b.total_uploads + ${added}, receiving_until = ${receivingUntil},
-           receiving_idle = b.receiving_idle and ${added} = 0, updated_at = now()
-      from (select id, receiving_idle, receiving_place from batches where id = ${id} for no key update) old
+           receiving_place = case when ${added} = 0 then b.receiving_place end, updated_at = now()
+      from ${before(sql`id = ${id}`)}
      where b.id = old.id and b.receiving_until is not null
-    returning old.receiving_idle and ${added} > 0 as was_idle, old.receiving_place as place`.execute(db);
+    returning case when ${added} > 0 then old.receiving_place end as idle_place`.execute(db);
   return rows[0];
 }
 
-/** The request ended: the batch becomes visible and may complete. Returns it, and whether its job must be enqueued. */
+/** The request ended: the batch becomes visible and may complete. Returns it, and where its job must be enqueued, if one must. */
 export async function finishReceiving(db: Database, id: string) {
-  const { rows } = await sql<BatchRow & { wasIdle: boolean; place: Date | null }>`
-    update batches b set receiving_until = null, receiving_idle = false, updated_at = now()
-      from (select id, receiving_idle, receiving_place from batches where id = ${id} for no key update) old
+  const { rows } = await sql<BatchRow & { idlePlace: Date | null }>`
+    update batches b set receiving_until = null, receiving_place = null, updated_at = now()
+      from ${before(sql`id = ${id}`)}
      where b.id = old.id and b.receiving_until is not null
-    returning b.*, old.receiving_idle as was_idle, old.receiving_place as place`.execute(db);
+    returning b.*, old.receiving_place as idle_place`.execute(db);
   const [row] = rows;
   if (!row) return undefined;
-  const { wasIdle, place, ...batch } = row;
-  return { batch: batch as BatchRow, wasIdle, place };
+  const { idlePlace, ...batch } = row;
+  return { batch: batch as BatchRow, idlePlace };
 }
 
 /**
  * Batches whose request stopped arriving without ending (their API process died) end their
- * receiving like any other: what was stored stays and is processed. Returns those whose worker
- * had gone idle, for the caller to enqueue in the same transaction.
+ * receiving like any other: what was stored stays and is processed. Returns them, with the
+ * place of those whose worker had gone idle, for the caller to enqueue in the same transaction.
  */
 export async function finishAbandonedBatches(db: Database) {
-  const { rows } = await sql<{ id: string; wasIdle: boolean; place: Date | null }>`
-    update batches b set receiving_until = null, receiving_idle = false, updated_at = now()
-      from (select id, receiving_idle, receiving_place from batches where receiving_until < now() for no key update skip locked) old
+  const { rows } = await sql<{ id: string; idlePlace: Date | null }>`
+    update batches b set receiving_until = null, receiving_place = null, updated_at = now()
+      from ${before(sql`receiving_until < now()`, true)}
      where b.id = old.id
-    returning b.id, old.receiving_idle as was_idle, old.receiving_place as place`.execute(db);
+    returning b.id, old.receiving_place as idle_place`.execute(db);
   return rows;
 }
 

@@ -54,7 +54,7 @@ export const uploadRowSql = (alias: string) => sql.join(uploadColumns.map((c) =>
 type BatchColumn = keyof Batches;
 // Listed as an object so that the typecheck fails when the generated types gain or lose a column.
 const batchColumns = Object.keys({
-  completedAt: 1, createdAt: 1, eventSeq: 1, failedUploads: 1, id: 1, receivingIdle: 1, receivingPlace: 1,
+  completedAt: 1, createdAt: 1, eventSeq: 1, failedUploads: 1, id: 1, receivingPlace: 1,
   receivingUntil: 1, startedAt: 1, status: 1, successfulUploads: 1, totalUploads: 1, updatedAt: 1, userId: 1,
 } satisfies Record<BatchColumn, 1>) as BatchColumn[];
 const prefixedBatchColumns = new Map(batchColumns.map((c) => [`batch.${c}`, c]));

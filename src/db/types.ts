@@ -25,7 +25,6 @@ export interface Batches {
   eventSeq: Generated<number>;
   failedUploads: Generated<number>;
   id: Generated<string>;
-  receivingIdle: Generated<boolean>;
   receivingPlace: Timestamp | null;
   receivingUntil: Timestamp | null;
   startedAt: Timestamp | null;

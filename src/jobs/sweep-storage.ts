@@ -18,7 +18,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export async function sweepStorage(ctx: AppContext, maxAgeMs = ctx.config.storageSweep.orphanAgeMs) {
   const abandoned = await ctx.db.transaction().execute(async (trx) => {
     const batches = await finishAbandonedBatches(trx);
-    for (const b of batches) if (b.wasIdle) await enqueueProcessBatch(trx, { batchId: b.id }, b.place);
+    for (const b of batches) if (b.idlePlace) await enqueueProcessBatch(trx, { batchId: b.id }, b.idlePlace);
     return batches;
   });
   if (abandoned.length) ctx.logger.warn({ batches: abandoned.map((b) => b.id) }, 'ended batches whose request never did');

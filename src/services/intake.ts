@@ -87,7 +87,7 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
         // may have caught up with the request and ended its job: it then needs a new one, in
         // the batch's place in the queue, not behind batches created after it.
         const extended = await extendReceiving(trx, id, rows.length, leaseEnd());
-        if (extended?.wasIdle) await enqueueProcessBatch(trx, { batchId: id }, extended.place);
+        if (extended?.idlePlace) await enqueueProcessBatch(trx, { batchId: id }, extended.idlePlace);
       }
       return id;
     });
@@ -183,7 +183,7 @@ export function batchIntake(ctx: Pick<AppContext, 'db' | 'storage' | 'logger'>, 
       const id = batchId;
       const done = await ctx.db.transaction().execute(async (trx) => {
         const done = await finishReceiving(trx, id);
-        if (done?.wasIdle) await enqueueProcessBatch(trx, { batchId: id }, done.place);
+        if (done?.idlePlace) await enqueueProcessBatch(trx, { batchId: id }, done.idlePlace);
         return done;
       });
       if (!done) throw new Error(`batch ${id} was ended by another while its request was still arriving`);
