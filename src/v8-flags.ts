@@ -4,7 +4,7 @@ import v8 from 'node:v8';
 // V8's heap (a socket read is a 64 KiB Buffer, a rendition a few hundred KiB), and by default
 // V8 answers such external memory on its own schedule with full collections of the whole heap,
 // every 25 MiB or so while a large upload arrives. Counted in the heap's global limit instead,
-// they are collected with the heap's own rhythm: figure 5 of the bench (docs/performance.md)
+// they are collected with the heap's own rhythm: figure 5 of the bench (docs/performance-history.md)
 // received 1 GiB 14 % faster with it, at the same peak resident memory.
 v8.setFlagsFromString('--external-memory-accounted-in-global-limit');
 // That limit grows by at most 1.3× the external memory that survived the last collection, and
