@@ -186,8 +186,10 @@ async function runLane(ctx: AppContext, run: Run, opts: BatchJobOptions, o: Lane
   let finishing = settled;
   let pending: Pending | undefined;
   let broken = false;
+  // Each outcome's aftermath joins those before it: one that fails after a later one started
+  // still fails the lane, whichever of them it awaits.
   const follow = (step: Promise<unknown>) => {
-    finishing = step;
+    finishing = Promise.all([finishing, step]);
     finishing.catch(() => (broken = true)); // awaited above or below; never unhandled meanwhile
   };
   // An outcome that no claim took along is written by itself before the lane ends.
