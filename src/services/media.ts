@@ -113,18 +113,41 @@ async function derive(source: Sharp, hasProfile: boolean, opts: RenderOptions, t
   const { data, info } = await image.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   const raw = { width: info.width, height: info.height, channels: info.channels };
   const pixels = () => sharp(data, { raw }).timeout({ seconds: timeoutSeconds });
-  // WebP costs over ten times JPEG's encoding time at this size; only transparency needs it.
-  // (GIF and palette PNG decode with an alpha channel even when every pixel is opaque.)
-  const transparent = info.channels === 4 && !(await pixels().stats()).isOpaque;
-  const previewFormat = transparent ? 'webp' : 'jpeg';
-
-  const [preview, thumbnail, placeholderHash, modelImage] = await Promise.all([
-    encode(transparent ? pixels() : pixels().removeAlpha(), previewFormat),
-    encode(pixels().resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true }), 'webp'),
-    thumbHash(pixels()),
-    opts.modelImage ? toModelImage(pixels()) : undefined,
-  ]);
+  let derived: [PromiseSettledResult<Rendition>, PromiseSettledResult<Rendition>, PromiseSettledResult<string>, PromiseSettledResult<Buffer | undefined>];
+  let previewFormat: 'jpeg' | 'webp';
+  try {
+    // WebP costs over ten times JPEG's encoding time at this size; only transparency needs it.
+    // (GIF and palette PNG decode with an alpha channel even when every pixel is opaque.)
+    const transparent = info.channels === 4 && !(await pixels().stats()).isOpaque;
+    previewFormat = transparent ? 'webp' : 'jpeg';
+    // Settled, not all: until every pipeline has ended, libvips may still be reading the pixels.
+    derived = await Promise.allSettled([
+      encode(transparent ? pixels() : pixels().removeAlpha(), previewFormat),
+      encode(pixels().resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true }), 'webp'),
+      thumbHash(pixels()),
+      opts.modelImage ? toModelImage(pixels()) : undefined,
+    ]);
+  } finally {
+    release(data);
+  }
+  const [preview, thumbnail, placeholderHash, modelImage] = derived.map((r) => {
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
+  }) as [Rendition, Rendition, string, Buffer | undefined];
   return { preview: { ...preview, format: previewFormat }, thumbnail, placeholderHash, ...(modelImage ? { modelImage } : {}) };
+}
+
+/**
+ * Frees a decode's pixels now instead of at the next full garbage collection. They are a few
+ * megabytes outside V8's heap per photo, and V8 answers that much external memory with a full
+ * collection of the whole heap every dozen photos or so: in the worker's media thread some 50
+ * of them per 600 photos (6 without), and the bench's bare loop paid about 4 ms per photo for
+ * them in its own larger heap (docs/performance.md). Only once nothing reads them: libvips works
+ * on the buffer's memory in place. A buffer sharing its memory with others is left alone.
+ */
+function release(pixels: Buffer) {
+  const memory = pixels.buffer;
+  if (pixels.byteOffset === 0 && pixels.byteLength === memory.byteLength && memory instanceof ArrayBuffer) memory.transfer(0);
 }
 
 async function encode(image: Sharp, format: 'jpeg' | 'webp'): Promise<Rendition> {
