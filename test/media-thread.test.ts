@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { access, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readExif } from '../src/services/exif.ts';
 import { MediaError, renderImage } from '../src/services/media.ts';
-import { renderImageInThread, stopMediaThreads } from '../src/services/media-thread.ts';
+import { renderImageInThread, renderImageToFiles, stopMediaThreads } from '../src/services/media-thread.ts';
 import * as fixtures from './helpers/images.ts';
 import * as media from './helpers/media.ts';
 
@@ -28,6 +28,28 @@ describe('renderImageInThread', () => {
     expect(Buffer.isBuffer(there.modelImage) && there.modelImage.equals(here.modelImage!)).toBe(true);
     expect(there).toMatchObject({ width: here.width, height: here.height, format: 'jpeg', placeholderHash: here.placeholderHash });
     expect(there).not.toHaveProperty('exif');
+  });
+
+  it('writes the renditions to the files named instead of sending them back, and removes them when given up', async () => {
+    const input = await file(media.jpegWithExif(), 'jpg');
+    const here = await renderImage(input);
+    const dir = path.dirname(input);
+    const to = (n: string) => ({ preview: path.join(dir, 'aside', `${n}-p`), thumbnail: path.join(dir, 'aside', `${n}-t`) });
+    const written = await renderImageToFiles(input, to('a'));
+    expect(written.preview).toEqual({ file: to('a').preview, width: here.preview.width, height: here.preview.height, format: 'jpeg' });
+    expect(written.thumbnail).toEqual({ file: to('a').thumbnail, width: here.thumbnail.width, height: here.thumbnail.height });
+    expect((await readFile(to('a').preview)).equals(here.preview.data)).toBe(true);
+    expect((await readFile(to('a').thumbnail)).equals(here.thumbnail.data)).toBe(true);
+    expect(written.metadata.cameraModel).toBe('Canon EOS R5');
+
+    // Given up on: whatever the thread wrote by then is removed once it is done.
+    const big = await file(fixtures.jpeg({ width: 6000, height: 4000 }), 'jpg');
+    const controller = new AbortController();
+    const rendering = renderImageToFiles(big, to('b'), { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('stop')), 30);
+    await expect(rendering).rejects.toThrow('stop');
+    await renderImageInThread(big); // the thread is done with the one given up
+    for (const f of Object.values(to('b'))) await expect(access(f)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('fails a bad file with the same MediaError as in this thread', async () => {

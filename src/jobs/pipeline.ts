@@ -3,8 +3,8 @@ import type { MediaSource } from '../db/upload-runs.ts';
 import type { UploadOutcome, UploadRow } from '../db/uploads.ts';
 import { analyzeMedia, type Analysis } from '../services/analyzer.ts';
 import type { CaptureMetadata } from '../services/exif.ts';
-import { modelImageOf, raceAbort, type RenderOptions, type Renditions, renderFrame } from '../services/media.ts';
-import { renderImageInThread } from '../services/media-thread.ts';
+import { modelImageOf, raceAbort, type RenderOptions, renderFrame } from '../services/media.ts';
+import { renderImageToFiles } from '../services/media-thread.ts';
 import { extractPosterFrames, probeVideo } from '../services/video.ts';
 
 export type FileStage =
@@ -41,8 +41,9 @@ function plan(steps: Step[]): Record<Step, number> {
 
 /**
  * The media work of an attempt: renditions and what the decoder reads. It reads the original and
- * writes nothing, so it may start before the upload is claimed (see process-batch.ts). A photo's
- * work waits in the media thread for the one sent before it with the same `chain`.
+ * stores nothing (a photo's renditions wait in incoming/ until store()), so it may start before
+ * the upload is claimed (see process-batch.ts). A photo's work waits in the media thread for the
+ * one sent before it with the same `chain`.
  */
 export async function renderMedia(ctx: AppContext, source: MediaSource, signal: AbortSignal, chain?: string): Promise<Rendered> {
   const original = ctx.storage.resolve(source.originalKey);
@@ -50,7 +51,7 @@ export async function renderMedia(ctx: AppContext, source: MediaSource, signal: 
   try {
     return await (isVideo(source)
       ? video(ctx, original, modelImage, signal)
-      : image(original, { signal, modelImage, maxPixels: ctx.config.limits.maxImagePixels, chain }));
+      : image(ctx, original, { signal, modelImage, maxPixels: ctx.config.limits.maxImagePixels, chain }));
   } catch (err) {
     // Asked only once the decoder failed: asked first, it was a round trip through the thread
     // pool (busy with the previous upload's writes) in front of every upload's media work.
@@ -74,21 +75,19 @@ export async function runPipeline(
   const analyzer = ctx.analyzer;
   const at = plan(analyzer ? ['thumbnail', 'metadata', 'describing', 'embedding', 'indexing'] : ['thumbnail', 'metadata', 'indexing']);
 
+  const media = rendering ?? renderMedia(ctx, row, signal);
   const written: string[] = [];
-  const put = async (key: string, data: Buffer) => {
-    written.push(key);
-    await ctx.storage.put(key, data);
-  };
   try {
     onStage('thumbnail', at.thumbnail);
-    const media = await raceAbort(rendering ?? renderMedia(ctx, row, signal), signal);
+    const rendered = await raceAbort(media, signal);
     onRendered?.();
     const thumbnailKey = `thumbnails/${row.userId}/${row.id}.webp`;
-    const previewKey = `previews/${row.userId}/${row.id}.${media.preview.format === 'jpeg' ? 'jpg' : 'webp'}`;
-    await Promise.all([put(thumbnailKey, media.thumbnail.data), put(previewKey, media.preview.data)]);
+    const previewKey = `previews/${row.userId}/${row.id}.${rendered.previewFormat === 'jpeg' ? 'jpg' : 'webp'}`;
+    written.push(thumbnailKey, previewKey);
+    await rendered.store({ thumbnail: thumbnailKey, preview: previewKey });
 
     onStage('metadata', at.metadata);
-    const metadata = await media.metadata();
+    const metadata = await rendered.metadata();
 
     let analysis: Analysis | null = null;
     if (analyzer) {
@@ -96,7 +95,7 @@ export async function runPipeline(
       const span = at.indexing - from;
       analysis = await analyzeMedia(
         analyzer,
-        { images: media.modelImages, kind: media.video ? 'video' : 'image' },
+        { images: rendered.modelImages, kind: rendered.video ? 'video' : 'image' },
         { signal, onStage: (stage, done) => onStage(stage, from + Math.round(done * span)) },
       );
     }
@@ -104,41 +103,64 @@ export async function runPipeline(
     onStage('indexing', at.indexing);
     return {
       status: 'COMPLETED',
-      width: media.width,
-      height: media.height,
-      format: media.format,
+      width: rendered.width,
+      height: rendered.height,
+      format: rendered.format,
       thumbnailKey,
       previewKey,
-      placeholderHash: media.placeholderHash,
+      placeholderHash: rendered.placeholderHash,
       ...metadata,
-      durationSeconds: media.video?.durationSeconds ?? null,
-      videoCodec: media.video?.codec ?? null,
-      frameRate: media.video?.frameRate ?? null,
+      durationSeconds: rendered.video?.durationSeconds ?? null,
+      videoCodec: rendered.video?.codec ?? null,
+      frameRate: rendered.video?.frameRate ?? null,
       description: analysis?.description ?? null,
       embedding: analysis?.embedding ?? null,
       analysisStatus: analysis ? 'COMPLETED' : 'SKIPPED',
     };
   } catch (err) {
     // A failed attempt leaves nothing behind; a successful retry writes the same keys anew.
+    // Media work given up on may still be writing aside: whatever it wrote goes when it ends.
+    void media.then((r) => r.discard(), () => {});
     await ctx.storage.remove(...written).catch(() => {});
     throw err;
   }
 }
 
-export interface Rendered extends Renditions {
+export interface Rendered {
   width: number;
   height: number;
   format: string;
+  previewFormat: 'jpeg' | 'webp';
+  /** ThumbHash of the picture, base64. */
+  placeholderHash: string;
   modelImages: Buffer[];
   metadata: () => Promise<CaptureMetadata>;
+  /** Puts the thumbnail and the preview at their keys. */
+  store(keys: { thumbnail: string; preview: string }): Promise<void>;
+  /** Removes what the media work wrote aside, for renditions that will never be stored. */
+  discard(): Promise<void>;
   video?: { durationSeconds: number | null; codec: string; frameRate: number | null };
 }
 
 export const isVideo = (source: Pick<MediaSource, 'mimeType'>) => source.mimeType.startsWith('video/');
 
-async function image(file: string, opts: RenderOptions & { chain?: string }): Promise<Rendered> {
-  const { metadata, ...r } = await renderImageInThread(file, opts);
-  return { ...r, modelImages: r.modelImage ? [r.modelImage] : [], metadata: async () => metadata };
+/** The media thread writes a photo's renditions aside, in incoming/; store() moves them into place. */
+async function image(ctx: AppContext, file: string, opts: RenderOptions & { chain?: string }): Promise<Rendered> {
+  const aside = { preview: ctx.storage.createIncoming().path, thumbnail: ctx.storage.createIncoming().path };
+  const r = await renderImageToFiles(file, aside, opts);
+  return {
+    width: r.width,
+    height: r.height,
+    format: r.format,
+    previewFormat: r.preview.format,
+    placeholderHash: r.placeholderHash,
+    modelImages: r.modelImage ? [r.modelImage] : [],
+    metadata: async () => r.metadata,
+    async store(keys) {
+      await Promise.all([ctx.storage.commit(r.thumbnail.file, keys.thumbnail), ctx.storage.commit(r.preview.file, keys.preview)]);
+    },
+    discard: () => ctx.storage.removeIncoming(r.preview.file, r.thumbnail.file),
+  };
 }
 
 async function video(ctx: AppContext, file: string, wantModelImages: boolean, signal: AbortSignal): Promise<Rendered> {
@@ -150,7 +172,12 @@ async function video(ctx: AppContext, file: string, wantModelImages: boolean, si
   const r = await renderFrame(frames.poster, { signal, modelImage: wantModelImages, maxPixels });
   const extra = wantModelImages ? await Promise.all(frames.frames.slice(1).map((f) => modelImageOf(f, maxPixels))) : [];
   return {
-    ...r,
+    previewFormat: r.preview.format,
+    placeholderHash: r.placeholderHash,
+    async store(keys) {
+      await Promise.all([ctx.storage.put(keys.thumbnail, r.thumbnail.data), ctx.storage.put(keys.preview, r.preview.data)]);
+    },
+    discard: async () => {},
     width: probe.width,
     height: probe.height,
     format: formatOf(file),

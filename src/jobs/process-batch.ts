@@ -283,7 +283,11 @@ function started(rendering: Promise<Rendered>) {
 function lookAhead(ctx: AppContext, source: MediaSource, stop: AbortSignal, chain?: string) {
   const abandoned = new AbortController();
   const rendering = started(renderMedia(ctx, source, AbortSignal.any([stop, abandoned.signal]), chain));
-  const abandon = () => abandoned.abort(new Interrupted('superseded'));
+  const abandon = () => {
+    abandoned.abort(new Interrupted('superseded'));
+    // Finished before it was given up: what it wrote aside is no one's.
+    void rendering.then((r) => r.discard(), () => {});
+  };
   return {
     take(id: string): Promise<Rendered> | undefined {
       if (id === source.id) return rendering;

@@ -1,9 +1,11 @@
 // Runs in a media thread (media-thread.ts): a photo's renditions and metadata, from its file.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { readExif } from './exif.ts';
-import { renderImage } from './media.ts';
+import { type Rendition, renderImage } from './media.ts';
 import { niceThisThread } from './media-priority.ts';
-import type { MediaReply, MediaRequest } from './media-thread.ts';
+import type { MediaReply, MediaRequest, WriteTo } from './media-thread.ts';
 
 niceThisThread((workerData as { nice: number }).nice);
 
@@ -22,7 +24,10 @@ parentPort!.on('message', async (m: MediaRequest) => {
   try {
     await before; // given up while it waited, it never starts: renderImage refuses an aborted signal
     const { exif, ...rendered } = await renderImage(m.file, { ...m.options, signal: controller.signal });
-    reply = { id: m.id, ok: true, image: { ...rendered, metadata: await readExif(exif) } };
+    // The chain's next photo may start while this one's files are written.
+    finished();
+    const metadata = await readExif(exif);
+    reply = { id: m.id, ok: true, image: m.writeTo ? { ...rendered, ...(await write(rendered, m.writeTo)), metadata } : { ...rendered, metadata } };
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
     reply = { id: m.id, ok: false, name: e.name, message: e.message };
@@ -31,6 +36,32 @@ parentPort!.on('message', async (m: MediaRequest) => {
     finished();
     if (m.chain && chains.get(m.chain) === done) chains.delete(m.chain);
   }
-  // An aborted request has no one waiting for it any longer.
+  // An aborted request has no one waiting for it any longer, nor for its files.
   if (!controller.signal.aborted) parentPort!.postMessage(reply);
+  else if (m.writeTo) await removeAll(m.writeTo);
 });
+
+async function write(r: { preview: Rendition & { format: 'jpeg' | 'webp' }; thumbnail: Rendition }, to: WriteTo) {
+  try {
+    await Promise.all([writeAside(to.preview, r.preview.data), writeAside(to.thumbnail, r.thumbnail.data)]);
+  } catch (err) {
+    await removeAll(to);
+    throw err;
+  }
+  const { data: _p, ...preview } = r.preview;
+  const { data: _t, ...thumbnail } = r.thumbnail;
+  return { preview: { ...preview, file: to.preview }, thumbnail: { ...thumbnail, file: to.thumbnail } };
+}
+
+/** A new file; its directory is made only when missing (a mkdir per file is a round trip). */
+async function writeAside(file: string, data: Buffer) {
+  try {
+    await writeFile(file, data, { flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, data, { flag: 'wx' });
+  }
+}
+
+const removeAll = (to: WriteTo) => Promise.all([rm(to.preview, { force: true }), rm(to.thumbnail, { force: true })]).catch(() => {});

@@ -16,6 +16,8 @@ export interface Storage {
    * not commit before it is durable (renditions can be made again, and are not synced).
    */
   syncIncoming(tempPaths: string[]): Promise<void>;
+  /** Removes files made by createIncoming() that will not be committed. */
+  removeIncoming(...tempPaths: string[]): Promise<void>;
   /** Moves a received file to its permanent key (same filesystem, so a rename); see persist(). */
   commit(tempPath: string, key: string): Promise<void>;
   /** Makes the commits of these keys survive a power loss: syncs their directories, once each. */
@@ -88,6 +90,9 @@ export function createStorage(root: string): Storage {
       // All at once: the filesystem's journal commits the lot together instead of one by one,
       // which made syncing each file as it was written cost a quarter more time and CPU.
       await Promise.all(tempPaths.map((p) => sync(p, (h) => h.datasync())));
+    },
+    async removeIncoming(...tempPaths) {
+      await Promise.all(tempPaths.map((p) => rm(p, { force: true })));
     },
     async commit(tempPath, key) {
       const target = resolve(key);

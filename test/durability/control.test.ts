@@ -1,3 +1,5 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listRuns } from '../../src/db/upload-runs.ts';
@@ -19,6 +21,8 @@ afterAll(async () => {
   await app?.close();
   await model?.close();
 });
+/** Files written aside (received, or renditions before their upload is claimed) that were never put in place. */
+const leftAside = () => readdir(path.join(app.storageDir, 'incoming')).catch(() => [] as string[]);
 
 describe('cancelBatch', () => {
   it('stops before the next upload, aborts the one in flight, and ends the subscription', async () => {
@@ -110,6 +114,7 @@ describe('deleteUpload', () => {
     expect(row).toMatchObject({ totalUploads: 3, successfulUploads: 3, failedUploads: 0 });
     expect(await app.ctx.storage.exists(victim.originalKey)).toBe(false);
     expect(await app.ctx.storage.exists(`thumbnails/${victim.userId}/${victim.id}.webp`)).toBe(false);
+    expect(await leftAside()).toEqual([]);
     const runs = await listRuns(app.ctx.db, [batch.dbId]);
     expect(runs.filter((run) => run.uploadId === victim.id).map((run) => run.outcome)).toEqual(['ABORTED']);
 
@@ -149,5 +154,7 @@ describe('deleteUpload', () => {
       for (const ext of ['webp', 'jpg']) expect(await app.ctx.storage.exists(`${kind}/${next.userId}/${next.id}.${ext}`)).toBe(false);
     }
     expect(await app.ctx.storage.exists(next.originalKey)).toBe(false);
+    // Its renditions were made, aside, before the claim named another upload: they went with it.
+    expect(await leftAside()).toEqual([]);
   });
 });
