@@ -41,7 +41,7 @@ function plan(steps: Step[]): Record<Step, number> {
 
 /**
  * The media work of an attempt: renditions and what the decoder reads. It reads the original and
- * stores nothing (a photo's renditions wait in incoming/ until store()), so it may start before
+ * stores nothing (a photo's renditions wait in scratch/ until store()), so it may start before
  * the upload is claimed (see process-batch.ts). A photo's work waits in the media thread for the
  * one sent before it with the same `chain`.
  */
@@ -144,9 +144,9 @@ export interface Rendered {
 
 export const isVideo = (source: Pick<MediaSource, 'mimeType'>) => source.mimeType.startsWith('video/');
 
-/** The media thread writes a photo's renditions aside, in incoming/; store() moves them into place. */
+/** The media thread writes a photo's renditions aside, in scratch/; store() moves them into place. */
 async function image(ctx: AppContext, file: string, opts: RenderOptions & { chain?: string }): Promise<Rendered> {
-  const aside = { preview: ctx.storage.createIncoming().path, thumbnail: ctx.storage.createIncoming().path };
+  const aside = { preview: ctx.storage.createScratch(), thumbnail: ctx.storage.createScratch() };
   const r = await renderImageToFiles(file, aside, opts);
   return {
     width: r.width,
@@ -159,7 +159,7 @@ async function image(ctx: AppContext, file: string, opts: RenderOptions & { chai
     async store(keys) {
       await Promise.all([ctx.storage.commit(r.thumbnail.file, keys.thumbnail), ctx.storage.commit(r.preview.file, keys.preview)]);
     },
-    discard: () => ctx.storage.removeIncoming(r.preview.file, r.thumbnail.file),
+    discard: () => ctx.storage.removeScratch(r.preview.file, r.thumbnail.file),
   };
 }
 

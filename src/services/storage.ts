@@ -16,8 +16,12 @@ export interface Storage {
    * not commit before it is durable (renditions can be made again, and are not synced).
    */
   syncIncoming(tempPaths: string[]): Promise<void>;
-  /** Removes files made by createIncoming() that will not be committed. */
-  removeIncoming(...tempPaths: string[]): Promise<void>;
+  /**
+   * A fresh path in scratch/ for a file the worker makes before it may store it (the renditions
+   * of media work started ahead of its claim); moved with commit() or removed with removeScratch().
+   */
+  createScratch(): string;
+  removeScratch(...paths: string[]): Promise<void>;
   /** Moves a received file to its permanent key (same filesystem, so a rename); see persist(). */
   commit(tempPath: string, key: string): Promise<void>;
   /** Makes the commits of these keys survive a power loss: syncs their directories, once each. */
@@ -29,7 +33,10 @@ export interface Storage {
   remove(...keys: (string | null | undefined)[]): Promise<void>;
   /** Removes every file stored for an upload: original and any rendition, whatever exists. */
   removeUpload(userId: string, uploadId: string): Promise<void>;
-  /** Removes files in incoming/ older than maxAgeMs: requests that died mid-upload. */
+  /**
+   * Removes files in incoming/ and scratch/ older than maxAgeMs: of requests that died
+   * mid-upload, and of a worker that died before it stored them.
+   */
   sweepIncoming(maxAgeMs: number): Promise<number>;
 }
 
@@ -72,6 +79,7 @@ const KEY = /^[a-z]+(\/[A-Za-z0-9-]+)+(\.[a-z0-9]+)?$/;
 
 export function createStorage(root: string): Storage {
   const incomingDir = path.join(root, 'incoming');
+  const scratchDir = path.join(root, 'scratch');
   const resolve = (key: string) => {
     if (!KEY.test(key)) throw new Error(`invalid storage key: ${key}`);
     return path.join(root, key);
@@ -91,8 +99,9 @@ export function createStorage(root: string): Storage {
       // which made syncing each file as it was written cost a quarter more time and CPU.
       await Promise.all(tempPaths.map((p) => sync(p, (h) => h.datasync())));
     },
-    async removeIncoming(...tempPaths) {
-      await Promise.all(tempPaths.map((p) => rm(p, { force: true })));
+    createScratch: () => path.join(scratchDir, randomUUID()),
+    async removeScratch(...paths) {
+      await Promise.all(paths.map((p) => rm(p, { force: true })));
     },
     async commit(tempPath, key) {
       const target = resolve(key);
@@ -129,17 +138,23 @@ export function createStorage(root: string): Storage {
       }
     },
     async sweepIncoming(maxAgeMs) {
-      const names = await readdir(incomingDir).catch(() => [] as string[]);
       let removed = 0;
-      for (const name of names) {
-        const p = path.join(incomingDir, name);
-        const s = await stat(p).catch(() => null);
-        if (s && Date.now() - s.mtimeMs > maxAgeMs) {
-          await rm(p, { force: true });
-          removed++;
-        }
-      }
+      for (const dir of [incomingDir, scratchDir]) removed += await sweepDir(dir, maxAgeMs);
       return removed;
     },
   };
+}
+
+async function sweepDir(dir: string, maxAgeMs: number) {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  let removed = 0;
+  for (const name of names) {
+    const p = path.join(dir, name);
+    const s = await stat(p).catch(() => null);
+    if (s && Date.now() - s.mtimeMs > maxAgeMs) {
+      await rm(p, { force: true });
+      removed++;
+    }
+  }
+  return removed;
 }

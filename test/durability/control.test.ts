@@ -22,7 +22,10 @@ afterAll(async () => {
   await model?.close();
 });
 /** Files written aside (received, or renditions before their upload is claimed) that were never put in place. */
-const leftAside = () => readdir(path.join(app.storageDir, 'incoming')).catch(() => [] as string[]);
+const leftAside = async () => {
+  const list = (dir: string) => readdir(path.join(app.storageDir, dir)).catch(() => [] as string[]);
+  return [...(await list('incoming')), ...(await list('scratch'))];
+};
 
 describe('cancelBatch', () => {
   it('stops before the next upload, aborts the one in flight, and ends the subscription', async () => {

@@ -32,6 +32,7 @@ it('removes files no row accounts for, and only those old enough', async () => {
   const user = randomUUID();
   const deadRequest = await file(`incoming/${randomUUID()}`, 2 * hour);
   const freshRequest = await file(`incoming/${randomUUID()}`, 1000);
+  const deadWorker = await file(`scratch/${randomUUID()}`, 2 * hour);
   const neverCommitted = await file(`originals/${user}/${randomUUID()}.jpg`, 2 * hour);
   const strayThumb = await file(`thumbnails/${user}/${randomUUID()}.webp`, 2 * hour);
   const young = await file(`originals/${user}/${randomUUID()}.png`, 1000);
@@ -39,9 +40,10 @@ it('removes files no row accounts for, and only those old enough', async () => {
   for (const u of live) await file(u.originalKey, 2 * hour);
 
   const removed = await sweepStorage(app.ctx, hour);
-  expect(removed).toEqual({ incoming: 1, stored: 2 });
+  expect(removed).toEqual({ incoming: 2, stored: 2 });
   const exists = (rel: string) => app.ctx.storage.exists(rel);
   expect(await exists(deadRequest)).toBe(false);
+  expect(await exists(deadWorker)).toBe(false);
   expect(await exists(neverCommitted)).toBe(false);
   expect(await exists(strayThumb)).toBe(false);
   expect(await exists(freshRequest)).toBe(true);
