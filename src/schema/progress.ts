@@ -71,8 +71,9 @@ async function* progressStream(ctx: GraphQLContext, events: Subscription, batchI
   // same statement as whatever else arrived with them: a burst costs one round trip, not one each.
   events.prefetch = (event) => void rowsFor(ctx, event);
   try {
-    const snapshot = await findBatch(ctx.db, batchId, userId);
-    if (!snapshot) return;
+    // Read like an event, so that no event after it is read from older rows.
+    const { batch: snapshot } = await rowsFor(ctx, { type: 'resync', batchId });
+    if (snapshot?.userId !== userId) return;
     yield { kind: 'batch', batch: snapshot, seq: snapshot.eventSeq };
     if (isTerminal(snapshot)) return;
 
@@ -100,14 +101,31 @@ type EventRows = { batch: BatchRow | undefined; upload?: UploadRow };
 // The bus hands every subscriber in this process the same event object, so one read per
 // event serves them all; the entry goes with the event, so no row outlives it.
 const eventRows = new WeakMap<Item, Promise<EventRows>>();
-// Batches the reads of one tick into one statement. No cache: every event reads fresh rows.
 const loaders = new WeakMap<Database, DataLoader<Item, EventRows>>();
+
+/**
+ * Reads events' rows one statement at a time, each taking every event that arrived while the one
+ * before it ran (at least those of one tick). No cache: every event reads fresh rows. One at a
+ * time, so that no event is read from older rows than an event before it: two statements on two
+ * connections may finish in either order, and a subscriber saw a batch's count go back.
+ */
+function eventLoader(db: Database) {
+  let reading: Promise<unknown> = Promise.resolve();
+  return new DataLoader<Item, EventRows>(
+    (events) => {
+      const rows = readRows(db, events);
+      reading = rows.catch(() => {});
+      return rows;
+    },
+    { cache: false, batchScheduleFn: (dispatch) => void reading.then(() => process.nextTick(dispatch)) },
+  );
+}
 
 function rowsFor(ctx: GraphQLContext, event: Item): Promise<EventRows> {
   let rows = eventRows.get(event);
   if (!rows) {
     let loader = loaders.get(ctx.db);
-    if (!loader) loaders.set(ctx.db, (loader = new DataLoader((events) => readRows(ctx.db, events), { cache: false })));
+    if (!loader) loaders.set(ctx.db, (loader = eventLoader(ctx.db)));
     eventRows.set(event, (rows = loader.load(event)));
     rows.catch(() => {}); // a prefetched read is awaited, and fails, only if its event is reached
   }
