@@ -9,6 +9,7 @@
 export function laneBudget(concurrency: number) {
   let jobs = 0;
   let lanes = 0;
+  const watchers = new Set<() => void>();
   const once = (fn: () => void) => {
     let done = false;
     return () => {
@@ -31,6 +32,18 @@ export function laneBudget(concurrency: number) {
     /** More lanes and jobs than slots: extra lanes give theirs back. */
     get crowded() {
       return jobs + lanes > concurrency;
+    },
+    /**
+     * A slot looked for a job and found none (graphile-worker's `worker:getJob:empty`): the jobs
+     * watching may borrow it now rather than at their next claim, a whole upload later.
+     */
+    slotIdle() {
+      for (const watcher of watchers) watcher();
+    },
+    /** Calls `watcher` whenever a slot falls idle; the result stops it. */
+    watchIdle(watcher: () => void) {
+      watchers.add(watcher);
+      return () => void watchers.delete(watcher);
     },
   };
 }

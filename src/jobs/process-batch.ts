@@ -133,8 +133,10 @@ async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, 
   const halt = new AbortController();
   const lane = (extra: boolean) => runLane(ctx, run, opts, { ...o, stop: AbortSignal.any([o.stop, halt.signal]) }, extra ? undefined : spawn);
   const extras: Promise<LaneEnd>[] = [];
+  // Once the first lane has ended, the extras are counted: none may start after.
+  let closing = false;
   const spawn = () => {
-    if (run.lanes >= opts.parallelism || halt.signal.aborted) return;
+    if (closing || run.lanes >= opts.parallelism || halt.signal.aborted) return;
     const giveBack = opts.lanes?.borrow();
     if (!giveBack) return;
     run.lanes++;
@@ -145,12 +147,21 @@ async function uploads(ctx: AppContext, batchId: string, opts: BatchJobOptions, 
     ended.catch((err: unknown) => halt.abort(err));
     extras.push(ended);
   };
+  // A slot that falls idle (another batch ended) goes to this one's next upload at once. Not only
+  // when the last claim named one: files that arrived since are the lane's to find (an idle slot
+  // asks for a job every poll interval, so at worst that is a claim that finds nothing).
+  const unwatch = opts.parallelism > 1 ? opts.lanes?.watchIdle(spawn) : undefined;
   let ends: LaneEnd[];
   try {
-    const first = await lane(false).catch((err: unknown) => {
-      halt.abort(err);
-      throw err;
-    });
+    const first = await lane(false)
+      .catch((err: unknown) => {
+        halt.abort(err);
+        throw err;
+      })
+      .finally(() => {
+        closing = true;
+        unwatch?.();
+      });
     ends = [first, ...(await Promise.all(extras))];
   } catch (err) {
     await Promise.allSettled(extras);

@@ -67,6 +67,7 @@ export async function startWorker(ctx: AppContext): Promise<WorkerHandle> {
   // graphile-worker ends its whole pool when a worker loses the database (say, a
   // PostgreSQL restart). Keep a new pool coming until the database is back.
   const supervise = (r: Runner) => {
+    r.events.on('worker:getJob:empty', () => lanes.slotIdle());
     r.promise.then(
       () => restart(),
       (err: unknown) => restart(err),

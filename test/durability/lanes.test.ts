@@ -69,6 +69,17 @@ describe('laneBudget', () => {
     expect(slots.borrow()).toBeTypeOf('function');
     endA();
   });
+
+  it('tells the jobs watching when a slot finds no job, until they stop watching', () => {
+    const slots = laneBudget(2);
+    const told: string[] = [];
+    const stopA = slots.watchIdle(() => told.push('a'));
+    slots.watchIdle(() => told.push('b'));
+    slots.slotIdle();
+    stopA();
+    slots.slotIdle();
+    expect(told).toEqual(['a', 'b', 'b']);
+  });
 });
 
 describe('a batch with BATCH_PARALLELISM=2 on two worker slots', () => {
@@ -131,6 +142,35 @@ describe('a batch with BATCH_PARALLELISM=2 on two worker slots', () => {
     await expectEachUploadOnce(app, first.dbId, 40);
     await expectEachUploadOnce(app, second!.dbId, 12);
   }, 120_000);
+
+  it('lends a slot another batch leaves at once, not after the upload in hand', async () => {
+    slowModel(model, 800);
+    const api = client(app);
+    const { token } = await api.signUp();
+    // B holds one slot when A arrives, so A has nothing idle to borrow until B ends. A arrives
+    // halfway through B's upload: its own is still in hand when B's slot falls idle.
+    const b = await uploadBatch(api, token, 1);
+    const worker = spawnService('worker', env);
+    let a: Awaited<ReturnType<typeof uploadBatch>>;
+    try {
+      await waitForUploads(app.ctx.db, b.dbId, (rows) => rows[0]?.status === 'PROCESSING');
+      await sleep(400);
+      a = await uploadBatch(api, token, 6);
+      await waitForBatch(app.ctx.db, a.dbId, ['COMPLETED'], 60_000);
+    } finally {
+      expect(await worker.stop('SIGTERM')).toBe(0);
+    }
+    const runs = await listRuns(app.ctx.db, [a!.dbId, b.dbId]);
+    const [ofA, ofB] = [a!.dbId, b.dbId].map((id) => runs.filter((r) => r.batchId === id));
+    const bEnded = +ofB![0]!.finishedAt!;
+    const inFlight = ofA!.filter((r) => +r.startedAt < bEnded && +r.finishedAt! > bEnded);
+    expect(inFlight, "A had one upload in flight, on one slot, when B's ended").toHaveLength(1);
+    const inHand = inFlight[0];
+    // Borrowed only at A's next claim, the slot would serve A after that upload.
+    const borrowed = ofA!.filter((r) => +r.startedAt > bEnded);
+    expect(borrowed.some((r) => +r.startedAt < +inHand!.finishedAt!), 'a second lane started beside the upload in hand').toBe(true);
+    await expectEachUploadOnce(app, a!.dbId, 6);
+  }, 90_000);
 
   it('survives a SIGKILL with two uploads in flight: both redone, counts exact', async () => {
     slowModel(model, 400);
