@@ -1,9 +1,10 @@
-import DataLoader from 'dataloader';
+import type DataLoader from 'dataloader';
 import type { GraphQLContext } from '../context.ts';
 import { type BatchRow, findBatch, findBatches } from '../db/batches.ts';
 import type { Database } from '../db/database.ts';
 import { findUploadsWithBatch, type UploadRow } from '../db/uploads.ts';
 import type { ProgressEvent, ResyncEvent, Subscription } from '../services/events.ts';
+import { serialLoader } from '../services/serial-loader.ts';
 import { BatchRef, isTerminal } from './batch.ts';
 import { builder } from './builder.ts';
 import { notFound, requireViewer } from './error.ts';
@@ -103,29 +104,13 @@ type EventRows = { batch: BatchRow | undefined; upload?: UploadRow };
 const eventRows = new WeakMap<Item, Promise<EventRows>>();
 const loaders = new WeakMap<Database, DataLoader<Item, EventRows>>();
 
-/**
- * Reads events' rows one statement at a time, each taking every event that arrived while the one
- * before it ran (at least those of one tick). No cache: every event reads fresh rows. One at a
- * time, so that no event is read from older rows than an event before it: two statements on two
- * connections may finish in either order, and a subscriber saw a batch's count go back.
- */
-function eventLoader(db: Database) {
-  let reading: Promise<unknown> = Promise.resolve();
-  return new DataLoader<Item, EventRows>(
-    (events) => {
-      const rows = readRows(db, events);
-      reading = rows.catch(() => {});
-      return rows;
-    },
-    { cache: false, batchScheduleFn: (dispatch) => void reading.then(() => process.nextTick(dispatch)) },
-  );
-}
-
 function rowsFor(ctx: GraphQLContext, event: Item): Promise<EventRows> {
   let rows = eventRows.get(event);
   if (!rows) {
     let loader = loaders.get(ctx.db);
-    if (!loader) loaders.set(ctx.db, (loader = eventLoader(ctx.db)));
+    // One statement at a time: an event read from older rows than one before it showed a
+    // subscriber its batch's count going back.
+    if (!loader) loaders.set(ctx.db, (loader = serialLoader((events) => readRows(ctx.db, events))));
     eventRows.set(event, (rows = loader.load(event)));
     rows.catch(() => {}); // a prefetched read is awaited, and fails, only if its event is reached
   }
