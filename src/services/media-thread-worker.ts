@@ -1,11 +1,10 @@
 // Runs in a media thread (media-thread.ts): a photo's renditions and metadata, from its file.
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { readExif } from './exif.ts';
 import { type Rendition, renderImage } from './media.ts';
 import { niceThisThread } from './media-priority.ts';
 import type { MediaReply, MediaRequest, WriteTo } from './media-thread.ts';
+import { removeFiles, writeNewFile } from './storage.ts';
 
 niceThisThread((workerData as { nice: number }).nice);
 
@@ -43,7 +42,7 @@ parentPort!.on('message', async (m: MediaRequest) => {
 
 async function write(r: { preview: Rendition & { format: 'jpeg' | 'webp' }; thumbnail: Rendition }, to: WriteTo) {
   try {
-    await Promise.all([writeAside(to.preview, r.preview.data), writeAside(to.thumbnail, r.thumbnail.data)]);
+    await Promise.all([writeNewFile(to.preview, r.preview.data), writeNewFile(to.thumbnail, r.thumbnail.data)]);
   } catch (err) {
     await removeAll(to);
     throw err;
@@ -53,15 +52,4 @@ async function write(r: { preview: Rendition & { format: 'jpeg' | 'webp' }; thum
   return { preview: { ...preview, file: to.preview }, thumbnail: { ...thumbnail, file: to.thumbnail } };
 }
 
-/** A new file; its directory is made only when missing (a mkdir per file is a round trip). */
-async function writeAside(file: string, data: Buffer) {
-  try {
-    await writeFile(file, data, { flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, data, { flag: 'wx' });
-  }
-}
-
-const removeAll = (to: WriteTo) => Promise.all([rm(to.preview, { force: true }), rm(to.thumbnail, { force: true })]).catch(() => {});
+const removeAll = (to: WriteTo) => removeFiles(to.preview, to.thumbnail).catch(() => {});

@@ -1,9 +1,9 @@
-import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { CaptureMetadata } from './exif.ts';
 import { type ImageResult, MediaError, type RenderOptions } from './media.ts';
 import { mediaThreadNice } from './media-priority.ts';
+import { removeFiles } from './storage.ts';
 
 /**
  * A photo's media work (renderImage, then readExif) in a thread of its own. sharp hands every
@@ -137,7 +137,7 @@ function fromThread<T extends RenderedImage | WrittenImage>(image: T): T {
 }
 
 const removeWritten = (image: RenderedImage | WrittenImage) =>
-  Promise.all([image.preview, image.thumbnail].map((r) => ('file' in r ? rm(r.file, { force: true }).catch(() => {}) : undefined)));
+  removeFiles(...[image.preview, image.thumbnail].flatMap((r) => ('file' in r ? [r.file] : []))).catch(() => {});
 
 /**
  * renderImage and readExif of `file`, in a media thread. Aborting stops waiting at once and

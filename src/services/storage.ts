@@ -62,6 +62,14 @@ async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Creates `file` with `data`, never over an existing one, in one thread-pool round trip while its directory exists. */
+export const writeNewFile = (file: string, data: Buffer) => inDir(path.dirname(file), () => writeFile(file, data, { flag: 'wx' }));
+
+/** Removes these files where they exist. */
+export async function removeFiles(...files: string[]) {
+  await Promise.all(files.map((f) => rm(f, { force: true })));
+}
+
 /** Syncs a file, or a directory (a rename is on disk once its directory is). */
 async function sync(target: string, how: (handle: FileHandle) => Promise<void>) {
   const handle = await open(target, 'r');
@@ -91,7 +99,7 @@ export function createStorage(root: string): Storage {
       return {
         path: file,
         open: () => inDir(incomingDir, () => open(file, 'wx')),
-        write: (data) => inDir(incomingDir, () => writeFile(file, data, { flag: 'wx' })),
+        write: (data) => writeNewFile(file, data),
       };
     },
     async syncIncoming(tempPaths) {
@@ -100,9 +108,7 @@ export function createStorage(root: string): Storage {
       await Promise.all(tempPaths.map((p) => sync(p, (h) => h.datasync())));
     },
     createScratch: () => path.join(scratchDir, randomUUID()),
-    async removeScratch(...paths) {
-      await Promise.all(paths.map((p) => rm(p, { force: true })));
-    },
+    removeScratch: removeFiles,
     async commit(tempPath, key) {
       const target = resolve(key);
       await inDir(path.dirname(target), () => rename(tempPath, target));
